@@ -1,0 +1,37 @@
+# opsbot — the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+GOFLAGS ?=
+PKGS := ./...
+
+.PHONY: run build test lint unit bench test-browser migrate clean
+
+## run: start opsbot with everything it needs (finds or starts PostgreSQL)
+run: build
+	@./scripts/run.sh
+
+## build: compile bin/opsbot
+build:
+	$(GO) build -o bin/opsbot ./cmd/opsbot
+
+## test: formatting, vet, staticcheck and the race-enabled suite on real PostgreSQL
+test: lint unit
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+## bench: Go benchmarks against real PostgreSQL (figures for the issue notes)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m $(PKGS)
+
+migrate: build
+	./bin/opsbot migrate
+
+clean:
+	rm -rf bin

@@ -1,0 +1,195 @@
+// Package httpapi serves the REST API (/api/v1, the contract of the service
+// opsbot replaces), the admin surface, health endpoints and the OpenAPI
+// document over net/http.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/migrations"
+	"github.com/apacops/opsbot/users"
+)
+
+// MaxBodyBytes bounds every request body; larger bodies get 413. It leaves
+// room for a 16 KiB message written entirely in JSON \u escapes.
+const MaxBodyBytes = 128 << 10
+
+// Deps are what the server is built from; cmd/opsbot wires them.
+type Deps struct {
+	Log     *slog.Logger
+	DB      *pgxpool.Pool
+	Users   *users.Store
+	Metrics http.Handler // served at /metrics when set
+}
+
+// Server is the HTTP surface of opsbot.
+type Server struct {
+	log     *slog.Logger
+	db      *pgxpool.Pool
+	users   *users.Store
+	convs   *conversations.Store
+	metrics http.Handler
+	handler http.Handler
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	s := &Server{
+		log:     d.Log,
+		db:      d.DB,
+		users:   d.Users,
+		convs:   conversations.NewStore(d.DB),
+		metrics: d.Metrics,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		var h http.Handler = s.adapt(rt.handler)
+		if !rt.public {
+			h = s.authenticate(h)
+		}
+		mux.Handle(rt.method+" "+rt.path, h)
+	}
+	mux.Handle("/", s.adapt(func(http.ResponseWriter, *http.Request) error {
+		return &Error{Status: http.StatusNotFound, Detail: "Not found"}
+	}))
+	s.handler = s.recoverPanics(s.logRequests(mux))
+	return s
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// handlerFunc is an HTTP handler that returns its error instead of writing it.
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+func (s *Server) adapt(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		}
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.log, err)
+		}
+	})
+}
+
+// route is one entry of the routing table; the OpenAPI test walks it.
+type route struct {
+	method  string
+	path    string
+	public  bool // no bearer token needed
+	handler handlerFunc
+}
+
+// routes is the whole routing table.
+func (s *Server) routes() []route {
+	rs := []route{
+		{method: "GET", path: "/healthz", public: true, handler: s.healthz},
+		{method: "GET", path: "/readyz", public: true, handler: s.readyz},
+		{method: "GET", path: "/api/v1/openapi.json", public: true, handler: s.openapi},
+
+		{method: "POST", path: "/api/v1/conversations", handler: s.createConversation},
+		{method: "GET", path: "/api/v1/conversations", handler: s.listConversations},
+		{method: "GET", path: "/api/v1/conversations/{id}", handler: s.getConversation},
+		{method: "PUT", path: "/api/v1/conversations/{id}", handler: s.renameConversation},
+		{method: "DELETE", path: "/api/v1/conversations/{id}", handler: s.deleteConversation},
+		{method: "POST", path: "/api/v1/conversations/{id}/archive", handler: s.archiveConversation},
+		{method: "POST", path: "/api/v1/conversations/{id}/unarchive", handler: s.unarchiveConversation},
+		{method: "GET", path: "/api/v1/conversations/{id}/messages", handler: s.listMessages},
+	}
+	if s.metrics != nil {
+		rs = append(rs, route{method: "GET", path: "/metrics", public: true, handler: func(w http.ResponseWriter, r *http.Request) error {
+			s.metrics.ServeHTTP(w, r)
+			return nil
+		}})
+	}
+	return rs
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 only when the database answers and every migration is
+// applied, so a load balancer never sends work to a replica that cannot do it.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if err := s.db.Ping(r.Context()); err != nil {
+		s.log.WarnContext(r.Context(), "not ready: database", "error", err)
+		return &Error{Status: http.StatusServiceUnavailable, Detail: "database unreachable"}
+	}
+	if err := migrations.Current(r.Context(), s.db); err != nil {
+		s.log.WarnContext(r.Context(), "not ready: migrations", "error", err)
+		return &Error{Status: http.StatusServiceUnavailable, Detail: "migrations not current"}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads a JSON object body into v. Malformed JSON is 422 naming
+// "body"; a wrong type names the field.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return err
+		case errors.As(err, &te) && te.Field != "":
+			return errInvalid(te.Field, "must be a "+te.Type.String())
+		case errors.Is(err, io.EOF):
+			return errInvalid("body", "must be a JSON object")
+		default:
+			return errInvalid("body", "is not valid JSON")
+		}
+	}
+	if dec.More() {
+		return errInvalid("body", "must hold a single JSON object")
+	}
+	return nil
+}
+
+// queryInt reads an integer query parameter, def when absent.
+func queryInt(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, errInvalid(name, "must be an integer")
+	}
+	return n, nil
+}
+
+// queryBool reads a boolean query parameter, def when absent.
+func queryBool(r *http.Request, name string, def bool) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	switch strings.ToLower(v) {
+	case "true", "1", "yes":
+		return true, nil
+	case "false", "0", "no":
+		return false, nil
+	}
+	return false, errInvalid(name, "must be true or false")
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration, read once from the environment.
+type Config struct {
+	DatabaseURL string
+	Addr        string
+	TimeZone    string
+	LogLevel    slog.Level
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in main).
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL: getenv("DATABASE_URL"),
+		Addr:        or(getenv("OPSBOT_ADDR"), "127.0.0.1:8080"),
+		TimeZone:    or(getenv("OPSBOT_TIME_ZONE"), "Asia/Singapore"),
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		return Config{}, fmt.Errorf("OPSBOT_TIME_ZONE: unknown zone %q", c.TimeZone)
+	}
+	if lvl := getenv("OPSBOT_LOG_LEVEL"); lvl != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(lvl))); err != nil {
+			return Config{}, fmt.Errorf("OPSBOT_LOG_LEVEL: %w", err)
+		}
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

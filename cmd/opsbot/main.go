@@ -1,0 +1,123 @@
+// Command opsbot is the ops assistant: one binary whose subcommands serve the
+// chat surfaces and REST API, migrate the database, manage API tokens, index
+// runbooks and report usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+const usageText = `opsbot — the APAC ops assistant
+
+usage:
+  opsbot serve                        HTTP API, chat endpoints and workers
+  opsbot migrate                      apply database migrations
+  opsbot chat                         talk to the bot from this terminal
+  opsbot token create --user HANDLE [--admin] [--name N]
+  opsbot token revoke ID
+  opsbot runbooks sync DIR            index Markdown runbooks
+  opsbot runbooks gaps                questions the runbooks could not answer
+  opsbot usage report [--days 30] [--tz Asia/Manila]
+
+Configuration is read from the environment; see README.md.
+`
+
+// command is one subcommand: it gets its arguments and the shared environment.
+type command func(ctx context.Context, env *env, args []string) error
+
+// env is what every subcommand gets: configuration, output streams, a logger.
+type env struct {
+	cfg    Config
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+}
+
+// commands maps subcommand names to their implementations.
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   runServe,
+		"migrate": runMigrate,
+		"token":   runToken,
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usageText)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "opsbot: unknown command %q\n\n%s", args[0], usageText)
+		return 2
+	}
+	cfg, err := LoadConfig(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "opsbot: %v\n", err)
+		return 2
+	}
+	e := &env{cfg: cfg, stdin: stdin, stdout: stdout, stderr: stderr,
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))}
+	if err := cmd(ctx, e, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "opsbot %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "opsbot %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// connect opens the pool every database command uses.
+func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("DATABASE_URL is not set (make run provides a local database)")
+	}
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", pc.ConnConfig.Host, err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/apacops/opsbot/adapters/httpapi"
+	"github.com/apacops/opsbot/migrations"
+	"github.com/apacops/opsbot/users"
+)
+
+// shutdownGrace is how long in-flight requests get after SIGTERM.
+const shutdownGrace = 25 * time.Second
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 {
+		return usageError("serve takes no arguments")
+	}
+	pool, err := connect(ctx, e.cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Current(ctx, pool); err != nil {
+		return fmt.Errorf("database not ready (run opsbot migrate): %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	api := httpapi.New(httpapi.Deps{
+		Log:     e.log,
+		DB:      pool,
+		Users:   users.NewStore(pool, e.cfg.TimeZone),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	})
+
+	ln, err := net.Listen("tcp", e.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", e.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// Handlers must not be cancelled by Shutdown: in-flight turns finish.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	e.log.Info("opsbot serving", "addr", ln.Addr().String())
+	return serveUntilDone(ctx, e, srv, ln)
+}
+
+// serveUntilDone serves until ctx ends (SIGTERM), then lets in-flight
+// requests finish within shutdownGrace.
+func serveUntilDone(ctx context.Context, e *env, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down, draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	e.log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,180 @@
+// Package conversations holds the conversation model every surface shares
+// (REST, Slack, Teams, console): conversations, their messages, the chat
+// thread keys that map onto them, validation, and the SQL for those tables.
+package conversations
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Sources a conversation can come from.
+const (
+	SourceAPI     = "api"
+	SourceSlack   = "slack"
+	SourceTeams   = "teams"
+	SourceConsole = "console"
+)
+
+// Message roles.
+const (
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+	RoleSystem    = "system"
+)
+
+// Limits on what people may send.
+const (
+	MaxTitleRunes   = 200
+	MaxContentBytes = 16 * 1024
+	DefaultTitle    = "New conversation"
+	DefaultLimit    = 50
+	MaxLimit        = 100
+)
+
+// Errors returned by the store. Someone else's conversation is ErrNotFound,
+// exactly like a missing one, so that ids cannot be probed.
+var (
+	ErrNotFound = errors.New("conversation not found")
+	ErrConflict = errors.New("conversation already exists")
+)
+
+// ValidationError names the input field that was refused and why.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ThreadKey identifies the chat thread a conversation belongs to: one Slack
+// thread or DM, one Teams reply chain or chat.
+type ThreadKey struct {
+	Platform string // "slack" or "teams"
+	Tenant   string // Slack team id, Teams tenant id
+	Channel  string // Slack channel id, Teams conversation id
+	Thread   string // Slack thread_ts, Teams reply-chain root id
+}
+
+func (k ThreadKey) validate() error {
+	if k.Platform == "" || k.Tenant == "" || k.Channel == "" || k.Thread == "" {
+		return invalid("thread", "platform, tenant, channel and thread are all required")
+	}
+	return nil
+}
+
+// Conversation is one chat thread with the bot.
+type Conversation struct {
+	ID            uuid.UUID
+	OwnerID       uuid.UUID
+	Title         string
+	Source        string
+	Thread        *ThreadKey
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	LastMessageAt *time.Time
+	MessageCount  int
+	ArchivedAt    *time.Time
+}
+
+// IsArchived reports whether the conversation is archived.
+func (c Conversation) IsArchived() bool { return c.ArchivedAt != nil }
+
+// activityAt is the instant "newest activity first" sorts on.
+func (c Conversation) activityAt() time.Time {
+	if c.LastMessageAt != nil {
+		return *c.LastMessageAt
+	}
+	return c.CreatedAt
+}
+
+// Message is one entry in a conversation. Token and cost fields are set on
+// assistant messages that came from a model.
+type Message struct {
+	ID                uuid.UUID
+	Seq               int64
+	ConversationID    uuid.UUID
+	AuthorID          *uuid.UUID
+	Role              string
+	Content           string
+	PlatformMessageID string
+	CreatedAt         time.Time
+	Metadata          json.RawMessage
+	PromptTokens      int
+	CompletionTokens  int
+	TotalTokens       int
+	CostMicroUSD      int64
+}
+
+// NewMessage is what AppendMessage writes.
+type NewMessage struct {
+	ConversationID    uuid.UUID
+	AuthorID          *uuid.UUID
+	Role              string
+	Content           string
+	PlatformMessageID string
+	Metadata          json.RawMessage
+	PromptTokens      int
+	CompletionTokens  int
+	TotalTokens       int
+	CostMicroUSD      int64
+}
+
+// NormalizeTitle trims a title and checks its length; an empty title is refused.
+func NormalizeTitle(title string) (string, error) {
+	t := strings.TrimSpace(title)
+	switch {
+	case t == "":
+		return "", invalid("title", "must not be empty")
+	case utf8.RuneCountInString(t) > MaxTitleRunes:
+		return "", invalid("title", "must be at most %d characters", MaxTitleRunes)
+	case !utf8.ValidString(t):
+		return "", invalid("title", "must be valid UTF-8")
+	}
+	return t, nil
+}
+
+// ValidateContent checks a message body before it goes anywhere.
+func ValidateContent(content string) error {
+	switch {
+	case strings.TrimSpace(content) == "":
+		return invalid("content", "must not be empty")
+	case len(content) > MaxContentBytes:
+		return &TooLargeError{Field: "content", Limit: MaxContentBytes}
+	case !utf8.ValidString(content):
+		return invalid("content", "must be valid UTF-8")
+	}
+	return nil
+}
+
+// TooLargeError is input over a size limit (HTTP 413).
+type TooLargeError struct {
+	Field string
+	Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s: must be at most %d bytes", e.Field, e.Limit)
+}
+
+func validSource(s string) bool {
+	switch s {
+	case SourceAPI, SourceSlack, SourceTeams, SourceConsole:
+		return true
+	}
+	return false
+}
+
+func validRole(r string) bool {
+	return r == RoleUser || r == RoleAssistant || r == RoleSystem
+}
