@@ -40,14 +40,14 @@ var (
 )
 
 // problem is an RFC 9457 problem document. Detail keeps clients of the seed
-// service (which read .detail) working.
+// service (which read .detail) working. There is deliberately no "instance":
+// a foreign conversation and a missing one must answer byte for byte alike.
 type problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail"`
-	Field    string `json:"field,omitempty"`
-	Instance string `json:"instance,omitempty"`
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Field  string `json:"field,omitempty"`
 }
 
 // statusOf translates any error into what the client is told. This is the
@@ -88,11 +88,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(problem{
-		Type:     "about:blank",
-		Title:    http.StatusText(e.Status),
-		Status:   e.Status,
-		Detail:   e.Detail,
-		Field:    e.Field,
-		Instance: r.URL.Path,
+		Type:   "about:blank",
+		Title:  http.StatusText(e.Status),
+		Status: e.Status,
+		Detail: e.Detail,
+		Field:  e.Field,
 	})
 }
