@@ -61,12 +61,42 @@ func New(d Deps) *Server {
 		}
 		mux.Handle(rt.method+" "+rt.path, h)
 	}
-	mux.Handle("/", s.adapt(func(http.ResponseWriter, *http.Request) error {
-		return &Error{Status: http.StatusNotFound, Detail: "Not found"}
-	}))
-	s.handler = s.recoverPanics(s.logRequests(mux))
+	s.handler = s.recoverPanics(s.logRequests(problemForUnrouted(mux, s.log)))
 	return s
 }
+
+// problemForUnrouted answers requests no route matches (404, or 405 with
+// Allow) as problem documents instead of ServeMux's plain text.
+func problemForUnrouted(mux *http.ServeMux, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &headerProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if allow := probe.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		status := probe.status
+		if status == 0 || status == http.StatusOK {
+			status = http.StatusNotFound
+		}
+		writeError(w, r, log, &Error{Status: status, Detail: http.StatusText(status)})
+	})
+}
+
+// headerProbe captures the status and headers ServeMux's own error handlers
+// would send, discarding their body.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header         { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerProbe) WriteHeader(code int)        { p.status = code }
 
 // ServeHTTP makes the server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
