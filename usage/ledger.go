@@ -1,0 +1,60 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Event is one row of the usage ledger: one model call (or one turn answered
+// without a model, with model "none").
+type Event struct {
+	UserID           uuid.UUID
+	ConversationID   uuid.UUID // uuid.Nil when the call belongs to no conversation
+	MessageID        uuid.UUID // the assistant message it paid for; uuid.Nil when none
+	Source           string    // "api", "slack", "teams", "console"
+	Model            string
+	PromptTokens     int
+	CompletionTokens int
+	CachedTokens     int
+	CostMicroUSD     int64
+	PriceVersion     string
+	// Estimated is true when the provider sent no usage and the tokens were
+	// counted locally.
+	Estimated  bool
+	OccurredAt time.Time // zero means the database's now()
+}
+
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+// Record appends an event to the ledger. Pass the transaction that stores
+// the messages it pays for, so that both exist or neither does.
+func Record(ctx context.Context, db DBTX, e Event) error {
+	if e.UserID == uuid.Nil {
+		return fmt.Errorf("record usage: user is required")
+	}
+	if e.Model == "" {
+		return fmt.Errorf("record usage: model is required")
+	}
+	var at *time.Time
+	if !e.OccurredAt.IsZero() {
+		at = &e.OccurredAt
+	}
+	_, err := db.Exec(ctx, `
+		INSERT INTO usage_events (user_id, conversation_id, message_id, source, model,
+			prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd, price_version, estimated, occurred_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()))`,
+		e.UserID, nullUUID(e.ConversationID), nullUUID(e.MessageID), e.Source, e.Model,
+		e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicroUSD, e.PriceVersion, e.Estimated, at)
+	if err != nil {
+		return fmt.Errorf("record usage for user %s: %w", e.UserID, err)
+	}
+	return nil
+}
