@@ -1,0 +1,149 @@
+package knowledge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// maxGapQuestion bounds a stored gap question; the rest is cut.
+const maxGapQuestion = 1000
+
+// RecordGap stores a question the runbooks could not answer (the engine calls
+// it when no section reached MinScore). The question must already be
+// redacted. uuid.Nil for the user or conversation stores no reference.
+func (ix *Index) RecordGap(ctx context.Context, question string, userID, conversationID uuid.UUID) error {
+	q := strings.Join(strings.Fields(strings.ToValidUTF8(strings.ReplaceAll(question, "\x00", " "), " ")), " ")
+	if len(q) > maxGapQuestion {
+		q = strings.ToValidUTF8(q[:maxGapQuestion], "")
+	}
+	norm := normalizeQuestion(q)
+	if norm == "" {
+		return nil // nothing anyone could write a runbook for
+	}
+	_, err := ix.db.Exec(ctx, `
+		INSERT INTO knowledge_gaps (question, normalized, user_id, conversation_id, asked_at)
+		VALUES ($1, $2, $3, $4, $5)`,
+		q, norm, nullUUID(userID), nullUUID(conversationID), ix.now())
+	if err != nil {
+		return fmt.Errorf("record runbook gap: %w", err)
+	}
+	return nil
+}
+
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+// fillerWords carry no meaning for grouping questions.
+var fillerWords = map[string]bool{
+	"a": true, "an": true, "the": true, "please": true, "pls": true, "plz": true,
+	"hi": true, "hello": true, "hey": true, "thanks": true, "thank": true, "you": true,
+	"opsbot": true, "can": true, "could": true, "would": true, "i": true, "me": true,
+	"we": true, "our": true, "my": true, "is": true, "are": true, "do": true, "does": true,
+	"to": true, "for": true, "of": true, "on": true, "in": true, "there": true, "any": true,
+}
+
+// normalizeQuestion is the grouping key of a gap question: lower case, words
+// only (host names, codes and versions keep their inner - _ . /), filler
+// words dropped. "How do I rotate the Vault token?" and "how to rotate vault
+// token" share one key.
+func normalizeQuestion(q string) string {
+	var words []string
+	for _, f := range strings.Fields(strings.ToLower(q)) {
+		f = strings.TrimFunc(f, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		f = strings.Map(func(r rune) rune {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-_./", r) {
+				return r
+			}
+			return -1
+		}, f)
+		if f == "" || fillerWords[f] {
+			continue
+		}
+		words = append(words, f)
+	}
+	return strings.Join(words, " ")
+}
+
+// GapReport is "questions our runbooks could not answer" over a period.
+type GapReport struct {
+	Since  time.Time
+	Until  time.Time
+	Total  int        // questions recorded in the period
+	Groups []GapGroup // similar questions together, most asked first
+}
+
+// GapGroup is one question, however many times and ways it was asked.
+type GapGroup struct {
+	Question  string    // the most recent wording
+	Count     int       // times asked
+	Users     int       // distinct people who asked
+	FirstAsked time.Time // first time asked in the period
+	LastAsked time.Time // last time asked
+}
+
+// Gaps reports the unanswered questions asked since the given time, grouped
+// by normalised wording, most asked (then most recent) first.
+func (ix *Index) Gaps(ctx context.Context, since time.Time) (GapReport, error) {
+	rep := GapReport{Since: since, Until: ix.now()}
+	rows, err := ix.db.Query(ctx, `
+		SELECT (array_agg(question ORDER BY asked_at DESC, id DESC))[1],
+		       count(*), count(DISTINCT user_id), min(asked_at), max(asked_at)
+		FROM knowledge_gaps
+		WHERE asked_at >= $1 AND asked_at <= $2
+		GROUP BY normalized
+		ORDER BY count(*) DESC, max(asked_at) DESC, normalized`, since, rep.Until)
+	if err != nil {
+		return rep, fmt.Errorf("report runbook gaps: %w", err)
+	}
+	var g GapGroup
+	_, err = pgx.ForEachRow(rows, []any{&g.Question, &g.Count, &g.Users, &g.FirstAsked, &g.LastAsked}, func() error {
+		rep.Groups = append(rep.Groups, g)
+		rep.Total += g.Count
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("report runbook gaps: %w", err)
+	}
+	return rep, nil
+}
+
+// maxReportGroups bounds the rendered report; the rest is summarised.
+const maxReportGroups = 30
+
+// Text renders the report for a chat channel or a terminal, with times in loc.
+func (r GapReport) Text(loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Questions our runbooks could not answer, %s to %s\n",
+		r.Since.In(loc).Format("2006-01-02 15:04"), r.Until.In(loc).Format("2006-01-02 15:04 MST"))
+	if len(r.Groups) == 0 {
+		b.WriteString("None: every question found a runbook section.\n")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%d questions, %d distinct:\n", r.Total, len(r.Groups))
+	for i, g := range r.Groups {
+		if i == maxReportGroups {
+			fmt.Fprintf(&b, "… and %d more\n", len(r.Groups)-maxReportGroups)
+			break
+		}
+		people := "1 person"
+		if g.Users != 1 {
+			people = fmt.Sprintf("%d people", g.Users)
+		}
+		fmt.Fprintf(&b, "%2d. %q — asked %d× by %s, last %s\n",
+			i+1, g.Question, g.Count, people, g.LastAsked.In(loc).Format("Mon 2006-01-02 15:04"))
+	}
+	return b.String()
+}
