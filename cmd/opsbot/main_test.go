@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apacops/opsbot/internal/testdb"
+)
+
+// testPool is this package's fresh, migrated database.
+var testPool *pgxpool.Pool
+
+func TestMain(m *testing.M) {
+	os.Exit(testdb.RunMain(m, &testPool))
+}
+
+// runCmd runs the binary's run() against the package database and returns
+// the exit code and outputs.
+func runCmd(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Setenv("DATABASE_URL", testPool.Config().ConnString())
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// lastLine is what scripts read: the token is the last line of stdout.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestUsageAndUnknownCommand(t *testing.T) {
+	if code, _, errOut := runCmd(t, ""); code != 2 || !strings.Contains(errOut, "usage:") {
+		t.Errorf("no args: got %d %q, want 2 and usage", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "", "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown: got %d %q", code, errOut)
+	}
+	if code, _, _ := runCmd(t, "", "token", "create"); code != 2 {
+		t.Errorf("token create without --user: got %d, want 2", code)
+	}
+}
