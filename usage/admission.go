@@ -24,9 +24,15 @@ type BudgetExceededError struct {
 	ResetsAt      time.Time
 }
 
+// Error is the message the user sees: which limit, and when it resets.
 func (e *BudgetExceededError) Error() string {
-	return fmt.Sprintf("the %s monthly budget of %s is used up (%s spent); it resets %s",
-		e.Scope, FormatUSD(e.LimitMicroUSD), FormatUSD(e.SpentMicroUSD), e.ResetsAt.UTC().Format(time.RFC3339))
+	whose := "your"
+	if e.Scope == ScopeOrg {
+		whose = "the team's"
+	}
+	return fmt.Sprintf("Sorry, %s monthly budget of %s is used up (%s spent this month). "+
+		"It resets %s; an admin can raise it sooner.",
+		whose, FormatUSD(e.LimitMicroUSD), FormatUSD(e.SpentMicroUSD), formatReset(e.ResetsAt))
 }
 
 // FormatUSD renders integer micro-USD as dollars, "$1.234567" trimmed to at

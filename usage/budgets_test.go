@@ -1,0 +1,259 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// mustSetBudgets applies budget changes or fails the test.
+func mustSetBudgets(tb testing.TB, b *Budgets, cs ...BudgetChange) {
+	tb.Helper()
+	if err := b.Set(context.Background(), cs); err != nil {
+		tb.Fatalf("set budgets: %v", err)
+	}
+	tb.Cleanup(func() {
+		// The org budget is package-wide state: remove it after the test.
+		_, _ = testPool.Exec(context.Background(), `DELETE FROM budgets WHERE user_id IS NULL`)
+	})
+}
+
+// turn is what the engine does around one model call.
+func turn(ctx context.Context, b *Budgets, user uuid.UUID, cost int64, at time.Time) (Admission, error) {
+	a, err := b.Admit(ctx, user)
+	if err != nil {
+		return a, err
+	}
+	err = pgx.BeginFunc(ctx, testPool, func(tx pgx.Tx) error {
+		if err := Record(ctx, tx, Event{UserID: user, Source: "api", Model: "gpt-4o", CostMicroUSD: cost, OccurredAt: at}); err != nil {
+			return err
+		}
+		return b.Settle(ctx, tx, a)
+	})
+	return a, err
+}
+
+func TestAdmitNoBudget(t *testing.T) {
+	user := mustUser(t, "nobudget-"+uuid.NewString()[:8])
+	b := NewBudgets(testPool, BudgetOptions{})
+	a, err := b.Admit(context.Background(), user)
+	if err != nil || a != (Admission{}) {
+		t.Fatalf("Admit: got %+v, %v; want zero admission, nil", a, err)
+	}
+}
+
+// TestAdmitConcurrentBoundary runs 50 turns at once against a user budget
+// that has room for about four: the overshoot is at most one turn.
+func TestAdmitConcurrentBoundary(t *testing.T) {
+	ctx := context.Background()
+	sgt, _ := time.LoadLocation("Asia/Singapore")
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, sgt)
+	const (
+		limit    = 1_000_000 // $1
+		turnCost = 12_345
+		estimate = 20_000
+		prespent = 955_000
+	)
+	user := mustUser(t, "boundary-"+uuid.NewString()[:8])
+	b := NewBudgets(testPool, BudgetOptions{Location: sgt, TurnEstimate: estimate, Now: func() time.Time { return now }})
+	mustSetBudgets(t, b, BudgetChange{UserID: user, Limit: ptr(int64(limit))})
+	if _, err := turn(ctx, b, user, prespent, now.Add(-time.Hour)); err != nil {
+		t.Fatalf("first turn: %v", err)
+	}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted, refused, warned := 0, 0, 0
+	var other []error
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := turn(ctx, b, user, turnCost, now)
+			mu.Lock()
+			defer mu.Unlock()
+			var be *BudgetExceededError
+			switch {
+			case errors.As(err, &be):
+				refused++
+			case err != nil:
+				other = append(other, err)
+			default:
+				admitted++
+				if a.Warning != "" {
+					warned++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(other) > 0 {
+		t.Fatalf("unexpected errors: %v", other)
+	}
+	var spent int64
+	if err := testPool.QueryRow(ctx, `SELECT sum(cost_micro_usd) FROM usage_events WHERE user_id = $1`, user).Scan(&spent); err != nil {
+		t.Fatal(err)
+	}
+	if over := spent - limit; over > turnCost {
+		t.Errorf("spent %d against a limit of %d: overshoot %d, want at most one turn (%d)", spent, limit, over, turnCost)
+	}
+	if spent < limit-estimate {
+		t.Errorf("spent %d: want the budget used up to within one estimate of %d", spent, limit)
+	}
+	if admitted == 0 || refused == 0 || admitted+refused != 50 {
+		t.Errorf("admitted %d, refused %d: want both and 50 in all", admitted, refused)
+	}
+	if warned != 1 {
+		t.Errorf("warnings given: got %d, want exactly 1", warned)
+	}
+	var live int
+	if err := testPool.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE user_id = $1`, user).Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if live != 0 {
+		t.Errorf("reservations left: got %d, want 0", live)
+	}
+}
+
+// TestAdmitWarnRefuseReset walks one user through a month: warned once at
+// 80%, refused at 100% with a message naming the limit and the reset, and
+// admitted again in the next month.
+func TestAdmitWarnRefuseReset(t *testing.T) {
+	ctx := context.Background()
+	syd, _ := time.LoadLocation("Australia/Sydney")
+	now := time.Date(2026, 11, 30, 23, 0, 0, 0, syd)
+	clock := func() time.Time { return now }
+	user := mustUser(t, "month-"+uuid.NewString()[:8])
+	b := NewBudgets(testPool, BudgetOptions{Location: syd, TurnEstimate: 1, Now: clock})
+	mustSetBudgets(t, b, BudgetChange{UserID: user, Limit: ptr(int64(10_000_000))})
+
+	steps := []struct {
+		cost     int64
+		wantWarn bool
+		wantErr  bool
+	}{
+		{cost: 7_000_000},                 // 0% before: no warning
+		{cost: 1_000_000},                 // 70% before
+		{cost: 1_500_000, wantWarn: true}, // 80% before: warned
+		{cost: 600_000},                   // 95%: already warned this month
+		{wantErr: true},                   // 101%: refused
+	}
+	for i, st := range steps {
+		a, err := turn(ctx, b, user, st.cost, now)
+		if st.wantErr {
+			var be *BudgetExceededError
+			if !errors.As(err, &be) {
+				t.Fatalf("step %d: got %v, want *BudgetExceededError", i, err)
+			}
+			msg := be.Error()
+			for _, want := range []string{"$10.00", "$10.10", "Tue 1 Dec 2026 00:00 AEDT", "admin"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message %q: want it to name %q", msg, want)
+				}
+			}
+			if be.Scope != ScopeUser || !be.ResetsAt.Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, syd)) {
+				t.Errorf("got scope %s, resets %v; want user, 1 Dec 00:00 Sydney", be.Scope, be.ResetsAt)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := a.Warning != ""; got != st.wantWarn {
+			t.Errorf("step %d: got warning %q, want one: %v", i, a.Warning, st.wantWarn)
+		}
+	}
+
+	// An hour later it is December in Sydney: a new month, a fresh budget.
+	now = now.Add(time.Hour)
+	if _, err := b.Admit(ctx, user); err != nil {
+		t.Errorf("next month: got %v, want admission", err)
+	}
+}
+
+// TestReservationsExpireAndCancel: a reservation left by a crash stops
+// counting after its TTL; Cancel drops one at once.
+func TestReservationsExpireAndCancel(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 7, 10, 3, 0, 0, 0, time.UTC)
+	user := mustUser(t, "expire-"+uuid.NewString()[:8])
+	b := NewBudgets(testPool, BudgetOptions{TurnEstimate: 600, ReservationTTL: time.Minute, Now: func() time.Time { return now }})
+	mustSetBudgets(t, b, BudgetChange{UserID: user, Limit: ptr(int64(1000))})
+
+	a, err := b.Admit(ctx, user) // reserves 600; the process "crashes"
+	if err != nil || a.ID == 0 {
+		t.Fatalf("Admit: got %+v, %v", a, err)
+	}
+	a2, err := b.Admit(ctx, user) // 600 < 1000: admitted, now 1200 reserved
+	if err != nil {
+		t.Fatalf("second Admit: %v", err)
+	}
+	if _, err := b.Admit(ctx, user); err == nil {
+		t.Fatal("third Admit with 1200 reserved: got admission, want refusal")
+	}
+	if err := b.Cancel(ctx, a2); err != nil {
+		t.Fatal(err)
+	}
+	a3, err := b.Admit(ctx, user)
+	if err != nil {
+		t.Fatalf("after Cancel: got %v, want admission", err)
+	}
+	_ = b.Cancel(ctx, a3)
+	now = now.Add(2 * time.Minute) // a's reservation has expired
+	if _, err := b.Admit(ctx, user); err != nil {
+		t.Fatalf("after expiry: got %v, want admission", err)
+	}
+}
+
+func TestOrgBudgetAndList(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 9, 15, 3, 0, 0, 0, time.UTC)
+	alice := mustUser(t, "org-a-"+uuid.NewString()[:8])
+	bob := mustUser(t, "org-b-"+uuid.NewString()[:8])
+	b := NewBudgets(testPool, BudgetOptions{TurnEstimate: 1, Now: func() time.Time { return now }})
+	// The org's month so far includes other tests' rows from other months
+	// only, so September 2026 starts empty.
+	mustSetBudgets(t, b, BudgetChange{Limit: ptr(int64(5000))}, BudgetChange{UserID: alice, Limit: ptr(int64(100_000))})
+	if _, err := turn(ctx, b, alice, 3000, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := turn(ctx, b, bob, 2500, now); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Admit(ctx, bob)
+	var be *BudgetExceededError
+	if !errors.As(err, &be) || be.Scope != ScopeOrg || be.SpentMicroUSD != 5500 {
+		t.Fatalf("got %v, want the org budget refusal with 5500 spent", err)
+	}
+	rep, err := b.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Org == nil || rep.Org.LimitMicroUSD != 5000 || rep.Org.SpentMicroUSD != 5500 {
+		t.Errorf("org budget: got %+v, want limit 5000, spent 5500", rep.Org)
+	}
+	var found bool
+	for _, u := range rep.Users {
+		if u.UserID == alice {
+			found = true
+			if u.SpentMicroUSD != 3000 || u.LimitMicroUSD != 100_000 || u.Handle == "" {
+				t.Errorf("alice: got %+v, want spent 3000, limit 100000, a handle", u)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("alice's budget missing from %+v", rep.Users)
+	}
+	mustSetBudgets(t, b, BudgetChange{}) // remove the org budget
+	if _, err := b.Admit(ctx, bob); err != nil {
+		t.Errorf("org budget removed: got %v, want admission", err)
+	}
+}
