@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/conversations"
@@ -46,5 +49,135 @@ func TestCreateGetOwnership(t *testing.T) {
 	got, err := s.Get(ctx, alice.ID, c.ID)
 	if err != nil || got.ID != c.ID {
 		t.Errorf("alice get: got %v %v", got.ID, err)
+	}
+}
+
+// Concurrent first messages in one chat thread end in one conversation.
+func TestFindOrCreateByThreadConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := conversations.NewStore(pool)
+	u := mustUser(t, "thread-racer")
+	key := conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: "1700000000.000100"}
+	const racers = 8
+	ids := make(chan conversations.Conversation, racers)
+	created := make(chan bool, racers)
+	var wg sync.WaitGroup
+	for range racers {
+		wg.Go(func() {
+			c, isNew, err := s.FindOrCreateByThread(ctx, conversations.NewConversation{
+				OwnerID: u.ID, Source: conversations.SourceSlack, Title: "disk full", Thread: &key})
+			if err != nil {
+				t.Errorf("find or create: %v", err)
+				return
+			}
+			ids <- c
+			created <- isNew
+		})
+	}
+	wg.Wait()
+	close(ids)
+	close(created)
+	first := <-ids
+	for c := range ids {
+		if c.ID != first.ID {
+			t.Errorf("two conversations for one thread: %s and %s", first.ID, c.ID)
+		}
+	}
+	news := 0
+	for n := range created {
+		if n {
+			news++
+		}
+	}
+	if news != 1 {
+		t.Errorf("created reported %d times, want once", news)
+	}
+	if first.Thread == nil || *first.Thread != key {
+		t.Errorf("thread key: got %+v, want %+v", first.Thread, key)
+	}
+	got, err := s.GetByThread(ctx, key)
+	if err != nil || got.ID != first.ID {
+		t.Errorf("GetByThread: got %v %v", got.ID, err)
+	}
+}
+
+// Messages written in one transaction keep their order.
+func TestMessagesKeepOrderWithinTransaction(t *testing.T) {
+	ctx := context.Background()
+	u := mustUser(t, "order-user")
+	c, err := conversations.NewStore(pool).Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: conversations.SourceAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		s := conversations.NewStore(tx)
+		for _, text := range []string{"q1", "a1", "q2", "a2"} {
+			role := conversations.RoleUser
+			if text[0] == 'a' {
+				role = conversations.RoleAssistant
+			}
+			if _, err := s.AppendMessage(ctx, conversations.NewMessage{ConversationID: c.ID, Role: role, Content: text}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recent, err := conversations.NewStore(pool).Recent(ctx, c.ID, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range recent {
+		got = append(got, m.Content)
+	}
+	if strings.Join(got, ",") != "a1,q2,a2" {
+		t.Errorf("recent: got %v, want [a1 q2 a2]", got)
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	ctx := context.Background()
+	s := conversations.NewStore(pool)
+	u := mustUser(t, "validation-user")
+	tests := []struct {
+		name  string
+		err   error
+		field string
+	}{
+		{"long title", func() error {
+			_, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: "api", Title: strings.Repeat("x", 201)})
+			return err
+		}(), "title"},
+		{"bad source", func() error {
+			_, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: "fax"})
+			return err
+		}(), "source"},
+		{"partial thread", func() error {
+			_, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: "slack", Thread: &conversations.ThreadKey{Platform: "slack"}})
+			return err
+		}(), "thread"},
+		{"empty content", conversations.ValidateContent("  \n"), "content"},
+		{"limit", func() error {
+			_, err := s.List(ctx, u.ID, conversations.ListOptions{PageOptions: conversations.PageOptions{Limit: 101}})
+			return err
+		}(), "limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ve *conversations.ValidationError
+			if !errors.As(tt.err, &ve) || ve.Field != tt.field {
+				t.Errorf("got %v, want a ValidationError on %q", tt.err, tt.field)
+			}
+		})
+	}
+	var tl *conversations.TooLargeError
+	if err := conversations.ValidateContent(strings.Repeat("a", conversations.MaxContentBytes+1)); !errors.As(err, &tl) {
+		t.Errorf("oversize content: got %v, want TooLargeError", err)
+	}
+	if err := conversations.ValidateContent(strings.Repeat("a", conversations.MaxContentBytes)); err != nil {
+		t.Errorf("content at the limit: got %v, want nil", err)
 	}
 }
