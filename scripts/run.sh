@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .data
-chmod 700 .data
+# Tokens inside are mode 600; when root, the private cluster runs as postgres
+# and must be able to reach .data/pg, hence search (x) but not read for others.
+chmod 711 .data
 
 say() { printf 'opsbot: %s\n' "$*" >&2; }
 
@@ -29,23 +31,25 @@ local_cluster() {
   fi
   if [ ! -s "$dir/PG_VERSION" ]; then
     say "creating a private PostgreSQL cluster in $dir"
-    mkdir -p "$dir"
-    [ "$(id -u)" = 0 ] && chown postgres "$dir" && chmod 700 "$dir"
-    as_owner "$initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
+    mkdir -p "$dir" && chmod 700 "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$dir" || return 1; fi
+    as_owner "$initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null || return 1
   fi
   if ! as_owner "$pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     say "starting the private cluster on 127.0.0.1:$port"
     as_owner "$pg_ctl" -D "$dir" -l "$dir/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $(pwd)/$dir" start >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $(pwd)/$dir" start >/dev/null || return 1
   fi
   DATABASE_URL="postgres://postgres@127.0.0.1:$port/opsbot?sslmode=disable"
-  ensure_db 127.0.0.1 "$port"
+  ensure_db 127.0.0.1 "$port" || return 1
 }
 
 ensure_db() { # ensure_db HOST PORT: create database opsbot when missing
-  if ! psql -h "$1" -p "$2" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'opsbot'" | grep -q 1; then
+  local have
+  have=$(psql -h "$1" -p "$2" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'opsbot'") || return 1
+  if [ "$have" != 1 ]; then
     say "creating database opsbot on $1:$2"
-    psql -h "$1" -p "$2" -U postgres -d postgres -qc "CREATE DATABASE opsbot" >/dev/null
+    psql -h "$1" -p "$2" -U postgres -d postgres -qc "CREATE DATABASE opsbot" >/dev/null || return 1
   fi
 }
 
@@ -54,7 +58,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
 elif command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p 5432 -q; then
   say "using the local PostgreSQL on 127.0.0.1:5432"
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/opsbot?sslmode=disable"
-  ensure_db 127.0.0.1 5432
+  ensure_db 127.0.0.1 5432 || { say "cannot create database opsbot on 127.0.0.1:5432 (set DATABASE_URL)"; exit 1; }
 elif ! local_cluster; then
   cat >&2 <<'MSG'
 opsbot: no PostgreSQL found. Any one of these will do:
