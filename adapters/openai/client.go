@@ -1,0 +1,347 @@
+// Package openai is the LLM adapter: Chat Completions through
+// github.com/sashabaranov/go-openai against OpenAI, Azure OpenAI or any
+// compatible server (vLLM, Ollama), with streaming, token usage, a per-call
+// deadline and bounded retries. It satisfies bot.LLM.
+package openai
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
+
+	"github.com/apacops/opsbot/bot"
+)
+
+var _ bot.LLM = (*Client)(nil)
+
+// DefaultModel is used when OPSBOT_MODEL is not set.
+const DefaultModel = "gpt-4o-mini"
+
+// Config selects the provider. Exactly one of these shapes is expected:
+// OpenAI (APIKey), a compatible server (BaseURL, APIKey optional), or Azure
+// OpenAI (AzureEndpoint, APIKey, AzureDeployment, AzureAPIVersion).
+type Config struct {
+	APIKey  string // OPENAI_API_KEY (also the Azure key)
+	BaseURL string // OPENAI_BASE_URL: a compatible server, ".../v1"
+	Model   string // OPSBOT_MODEL, default gpt-4o-mini
+
+	AzureEndpoint   string // AZURE_OPENAI_ENDPOINT, https://NAME.openai.azure.com
+	AzureAPIVersion string // AZURE_OPENAI_API_VERSION
+	AzureDeployment string // AZURE_OPENAI_DEPLOYMENT; every model maps to it
+
+	// MaxRetries is how many times a failed attempt is retried (429, 5xx,
+	// network errors, attempt timeouts); default 3, negative means none.
+	MaxRetries int
+	// BaseBackoff and MaxBackoff shape the exponential backoff with full
+	// jitter between retries; defaults 500ms and 8s. A Retry-After from the
+	// provider is honoured instead, up to MaxRetryAfter (default 30s).
+	BaseBackoff   time.Duration
+	MaxBackoff    time.Duration
+	MaxRetryAfter time.Duration
+	// AttemptTimeout bounds one attempt, inside the caller's deadline;
+	// default 60s.
+	AttemptTimeout time.Duration
+	// HTTPClient is used for every request; the default has dial, TLS and
+	// response-header timeouts.
+	HTTPClient *http.Client
+
+	// sleep and jitter are replaced by tests.
+	sleep  func(ctx context.Context, d time.Duration) error
+	jitter func() float64
+}
+
+// Configured reports whether the configuration names any provider; when it
+// does not, opsbot runs without a model.
+func (c Config) Configured() bool {
+	return c.APIKey != "" || c.BaseURL != "" || c.AzureEndpoint != ""
+}
+
+// Client calls Chat Completions. It is safe for concurrent use.
+type Client struct {
+	api        *goopenai.Client
+	cfg        Config
+	model      string
+	compatible bool // a non-OpenAI server: send max_tokens, not max_completion_tokens
+}
+
+// New builds a client.
+func New(cfg Config) (*Client, error) {
+	if !cfg.Configured() {
+		return nil, errors.New("openai: no OPENAI_API_KEY, OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT")
+	}
+	if cfg.Model == "" {
+		cfg.Model = DefaultModel
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 3
+	}
+	if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	}
+	if cfg.BaseBackoff <= 0 {
+		cfg.BaseBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 8 * time.Second
+	}
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = 30 * time.Second
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 60 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = defaultHTTPClient()
+	}
+	if cfg.sleep == nil {
+		cfg.sleep = sleepCtx
+	}
+	if cfg.jitter == nil {
+		cfg.jitter = rand.Float64
+	}
+
+	var oc goopenai.ClientConfig
+	compatible := false
+	switch {
+	case cfg.AzureEndpoint != "":
+		if cfg.APIKey == "" {
+			return nil, errors.New("openai: AZURE_OPENAI_ENDPOINT needs OPENAI_API_KEY (the Azure key)")
+		}
+		oc = goopenai.DefaultAzureConfig(cfg.APIKey, cfg.AzureEndpoint)
+		if cfg.AzureAPIVersion != "" {
+			oc.APIVersion = cfg.AzureAPIVersion
+		}
+		if d := cfg.AzureDeployment; d != "" {
+			oc.AzureModelMapperFunc = func(string) string { return d }
+		}
+	default:
+		oc = goopenai.DefaultConfig(cfg.APIKey)
+		if cfg.BaseURL != "" {
+			oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+			compatible = !strings.HasPrefix(oc.BaseURL, "https://api.openai.com")
+		}
+	}
+	oc.HTTPClient = &hintingDoer{c: cfg.HTTPClient}
+	return &Client{api: goopenai.NewClientWithConfig(oc), cfg: cfg, model: cfg.Model, compatible: compatible}, nil
+}
+
+// Model is the configured model name.
+func (c *Client) Model() string { return c.model }
+
+func defaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		ForceAttemptHTTP2:     true,
+	}}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Complete sends one chat request, streaming when onDelta is not nil, and
+// retries failed attempts with backoff. A stream that already delivered
+// text is not retried (the reader has seen it); its error is returned.
+func (c *Client) Complete(ctx context.Context, req bot.Request, onDelta func(string)) (bot.Completion, error) {
+	for attempt := 0; ; attempt++ {
+		hint := &attemptHint{}
+		actx, cancel := context.WithTimeout(withHint(ctx, hint), c.cfg.AttemptTimeout)
+		var comp bot.Completion
+		var emitted bool
+		var err error
+		if onDelta == nil {
+			comp, err = c.complete(actx, req)
+		} else {
+			comp, emitted, err = c.stream(actx, req, onDelta)
+		}
+		cancel()
+		if err == nil {
+			return comp, nil
+		}
+		me := classify(ctx, err, hint)
+		if emitted || !retryable(me) || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
+			return bot.Completion{}, me
+		}
+		wait := c.backoff(attempt)
+		if hint.retryAfter > 0 {
+			wait = min(hint.retryAfter, c.cfg.MaxRetryAfter)
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return bot.Completion{}, me // waiting would outlive the call's deadline
+		}
+		if err := c.cfg.sleep(ctx, wait); err != nil {
+			return bot.Completion{}, me
+		}
+	}
+}
+
+// backoff is exponential with full jitter: uniform in [0, min(max, base*2^n)].
+func (c *Client) backoff(attempt int) time.Duration {
+	ceil := c.cfg.BaseBackoff << min(attempt, 16)
+	if ceil <= 0 || ceil > c.cfg.MaxBackoff {
+		ceil = c.cfg.MaxBackoff
+	}
+	return time.Duration(c.cfg.jitter() * float64(ceil))
+}
+
+func (c *Client) request(req bot.Request) goopenai.ChatCompletionRequest {
+	msgs := make([]goopenai.ChatCompletionMessage, 0, len(req.Messages))
+	for _, m := range req.Messages {
+		msgs = append(msgs, goopenai.ChatCompletionMessage{Role: m.Role, Content: m.Content})
+	}
+	r := goopenai.ChatCompletionRequest{Model: c.model, Messages: msgs}
+	if req.MaxTokens > 0 {
+		if c.compatible {
+			r.MaxTokens = req.MaxTokens
+		} else {
+			r.MaxCompletionTokens = req.MaxTokens
+		}
+	}
+	return r
+}
+
+func toUsage(u *goopenai.Usage) *bot.ProviderUsage {
+	if u == nil || (u.PromptTokens == 0 && u.CompletionTokens == 0) {
+		return nil
+	}
+	out := &bot.ProviderUsage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+	if u.PromptTokensDetails != nil {
+		out.CachedTokens = u.PromptTokensDetails.CachedTokens
+	}
+	return out
+}
+
+func (c *Client) complete(ctx context.Context, req bot.Request) (bot.Completion, error) {
+	resp, err := c.api.CreateChatCompletion(ctx, c.request(req))
+	if err != nil {
+		return bot.Completion{}, err
+	}
+	if len(resp.Choices) == 0 {
+		return bot.Completion{}, &bot.ModelError{Kind: bot.ModelBadAnswer, Err: errors.New("response has no choices")}
+	}
+	u := resp.Usage
+	return bot.Completion{
+		Text:         resp.Choices[0].Message.Content,
+		FinishReason: string(resp.Choices[0].FinishReason),
+		Model:        resp.Model,
+		Usage:        toUsage(&u),
+	}, nil
+}
+
+func (c *Client) stream(ctx context.Context, req bot.Request, onDelta func(string)) (comp bot.Completion, emitted bool, err error) {
+	r := c.request(req)
+	r.Stream = true
+	r.StreamOptions = &goopenai.StreamOptions{IncludeUsage: true}
+	s, err := c.api.CreateChatCompletionStream(ctx, r)
+	if err != nil {
+		return bot.Completion{}, false, err
+	}
+	defer s.Close()
+	var b strings.Builder
+	for {
+		chunk, err := s.Recv()
+		if errors.Is(err, errEOF) {
+			break
+		}
+		if err != nil {
+			return bot.Completion{}, emitted, err
+		}
+		if chunk.Model != "" {
+			comp.Model = chunk.Model
+		}
+		if u := toUsage(chunk.Usage); u != nil {
+			comp.Usage = u
+		}
+		for _, ch := range chunk.Choices {
+			if ch.Index != 0 {
+				continue
+			}
+			if d := ch.Delta.Content; d != "" {
+				b.WriteString(d)
+				emitted = true
+				onDelta(d)
+			}
+			if ch.FinishReason != "" {
+				comp.FinishReason = string(ch.FinishReason)
+			}
+		}
+	}
+	comp.Text = b.String()
+	return comp, emitted, nil
+}
+
+// classify turns a failed attempt into the error the engine reports.
+func classify(ctx context.Context, err error, hint *attemptHint) *bot.ModelError {
+	var me *bot.ModelError
+	if errors.As(err, &me) {
+		return me
+	}
+	status := hint.status
+	var ae *goopenai.APIError
+	var re *goopenai.RequestError
+	switch {
+	case errors.As(err, &ae):
+		status = ae.HTTPStatusCode
+	case errors.As(err, &re):
+		status = re.HTTPStatusCode
+	}
+	kind := bot.ModelUnavailable
+	switch {
+	case status == http.StatusTooManyRequests:
+		kind = bot.ModelRateLimited
+	case status == http.StatusRequestTimeout || status >= 500:
+		kind = bot.ModelUnavailable
+	case status >= 400:
+		kind = bot.ModelRejected
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		kind = bot.ModelTimeout
+	case isTimeout(err):
+		kind = bot.ModelTimeout
+	case errors.Is(err, goopenai.ErrTooManyEmptyStreamMessages):
+		kind = bot.ModelBadAnswer
+	}
+	return &bot.ModelError{Kind: kind, Status: status, RetryAfter: hint.retryAfter, Err: err}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func retryable(e *bot.ModelError) bool {
+	switch e.Kind {
+	case bot.ModelRateLimited, bot.ModelUnavailable, bot.ModelTimeout:
+		return true
+	}
+	return false
+}
+
+// String describes the provider without secrets, for logs.
+func (c *Client) String() string {
+	switch {
+	case c.cfg.AzureEndpoint != "":
+		return fmt.Sprintf("azure-openai %s deployment=%s api-version=%s", c.cfg.AzureEndpoint, c.cfg.AzureDeployment, c.cfg.AzureAPIVersion)
+	case c.cfg.BaseURL != "":
+		return fmt.Sprintf("openai-compatible %s model=%s", c.cfg.BaseURL, c.model)
+	}
+	return "openai model=" + c.model
+}

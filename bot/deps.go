@@ -1,0 +1,44 @@
+package bot
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/knowledge"
+	"github.com/apacops/opsbot/usage"
+)
+
+// DB is what the engine needs from the database: reads, and transactions
+// for storing a turn. *pgxpool.Pool satisfies it.
+type DB interface {
+	conversations.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Retriever finds runbook sections for a question and remembers the
+// questions it could not answer. *knowledge.Index satisfies it. A nil
+// Retriever means the bot has no runbooks.
+type Retriever interface {
+	Search(ctx context.Context, query string, limit int) ([]knowledge.Result, error)
+	RecordGap(ctx context.Context, question string, userID, conversationID uuid.UUID) error
+}
+
+// answerJudge is implemented by retrievers that know when their best hit is
+// good enough to count as an answer (*knowledge.Index does); otherwise any
+// hit counts.
+type answerJudge interface {
+	Answered(results []knowledge.Result) bool
+}
+
+// Budget bounds spend. Admit is asked before the model is called and refuses
+// with a *usage.BudgetExceededError when a budget is used up; Settle runs
+// inside the transaction that stores the turn and its ledger row; Cancel
+// releases an admission whose turn failed. A nil Budget means no budgets.
+type Budget interface {
+	Admit(ctx context.Context, userID uuid.UUID) (usage.Admission, error)
+	Settle(ctx context.Context, tx usage.DBTX, a usage.Admission) error
+	Cancel(ctx context.Context, a usage.Admission) error
+}

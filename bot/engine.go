@@ -1,0 +1,384 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/knowledge"
+	"github.com/apacops/opsbot/usage"
+)
+
+// ModelNone is the ledger's model name for turns answered without a model.
+const ModelNone = "none"
+
+// Config is what an Engine is built from. DB is required; everything else
+// has a working default or may be nil.
+type Config struct {
+	DB DB
+	// LLM answers questions; nil means no model is configured and answers
+	// come from the runbooks alone.
+	LLM LLM
+	// Model is the configured model name, recorded when the provider does
+	// not name the model that answered.
+	Model     string
+	Prices    *usage.Prices // default usage.BuiltinPrices()
+	Retriever Retriever     // nil: no runbooks
+	Budget    Budget        // nil: no budgets
+	Metrics   *Metrics      // nil: no metrics
+	Log       *slog.Logger
+	Now       func() time.Time
+	// StoreRaw stores the user's original text; by default the redacted
+	// text is stored (OPSBOT_STORE_RAW).
+	StoreRaw     bool
+	SystemPrompt string // default DefaultSystemPrompt
+	// ContextTokens is the model's context window as the engine budgets it;
+	// MaxOutputTokens of it are kept free for the answer.
+	ContextTokens   int // default 16000
+	MaxOutputTokens int // default 1024
+	HistoryMessages int // most recent messages considered, default 40
+	RunbookResults  int // sections retrieved, default 3
+	RunbookTokens   int // token budget for runbook excerpts, default 1500
+	// CallTimeout is the deadline of one model call, retries included.
+	CallTimeout time.Duration // default 90s
+}
+
+// Engine answers turns. It is safe for concurrent use.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+	// afterModel, when set (tests), runs between the model's answer and
+	// the transaction that stores it.
+	afterModel func(ctx context.Context)
+}
+
+// New builds an engine.
+func New(cfg Config) *Engine {
+	if cfg.Prices == nil {
+		cfg.Prices = usage.BuiltinPrices()
+	}
+	if cfg.SystemPrompt == "" {
+		cfg.SystemPrompt = DefaultSystemPrompt
+	}
+	if cfg.ContextTokens <= 0 {
+		cfg.ContextTokens = 16000
+	}
+	if cfg.MaxOutputTokens <= 0 {
+		cfg.MaxOutputTokens = 1024
+	}
+	if cfg.HistoryMessages <= 0 {
+		cfg.HistoryMessages = 40
+	}
+	if cfg.RunbookResults <= 0 {
+		cfg.RunbookResults = 3
+	}
+	if cfg.RunbookTokens <= 0 {
+		cfg.RunbookTokens = 1500
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 90 * time.Second
+	}
+	e := &Engine{cfg: cfg, log: cfg.Log, now: cfg.Now}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	return e
+}
+
+// HasModel reports whether a model is configured.
+func (e *Engine) HasModel() bool { return e.cfg.LLM != nil }
+
+// Respond answers a turn. It validates the text (over 16 KiB is a
+// *conversations.TooLargeError before any model call), redacts secrets,
+// asks the budget, loads the conversation's recent history and the best
+// runbook sections, fits them into the context window, calls the model
+// (streaming pieces to onDelta when it is not nil) and stores the user
+// message, the assistant message, one usage ledger row and the budget
+// settlement in one transaction.
+//
+// A turn whose Key is already stored returns the stored reply (Replayed) and
+// records nothing; onDelta then gets the whole text once. Errors: a
+// *conversations.ValidationError or TooLargeError for bad input,
+// conversations.ErrNotFound for a conversation the user cannot see, a
+// *usage.BudgetExceededError, or a *ModelError; in every case nothing is
+// stored. UserMessage turns any of them into words for the user.
+func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Reply, error) {
+	started := e.now()
+	outcome := "error"
+	defer func() { e.cfg.Metrics.turn(t.Source, outcome) }()
+
+	if err := conversations.ValidateContent(t.Text); err != nil {
+		outcome = "invalid"
+		return Reply{}, err
+	}
+	if t.UserID == uuid.Nil {
+		outcome = "invalid"
+		return Reply{}, &conversations.ValidationError{Field: "user", Reason: "is required"}
+	}
+	if t.Key != "" {
+		r, ok, err := storedReply(ctx, e.cfg.DB, t.Key)
+		if err != nil {
+			return Reply{}, err
+		}
+		if ok {
+			outcome = "replayed"
+			if onDelta != nil {
+				onDelta(r.Text)
+			}
+			return r, nil
+		}
+	}
+	conv, err := e.conversation(ctx, t)
+	if err != nil {
+		var ve *conversations.ValidationError
+		if errors.As(err, &ve) {
+			outcome = "invalid"
+		}
+		return Reply{}, err
+	}
+
+	modelText := Redact(t.Text)
+	storedText := modelText
+	if e.cfg.StoreRaw {
+		storedText = t.Text
+	}
+
+	var adm usage.Admission
+	settled := false
+	if e.cfg.Budget != nil {
+		adm, err = e.cfg.Budget.Admit(ctx, t.UserID)
+		if err != nil {
+			var be *usage.BudgetExceededError
+			if errors.As(err, &be) {
+				outcome = "budget"
+				return Reply{}, err
+			}
+			return Reply{}, fmt.Errorf("admit turn: %w", err)
+		}
+		defer func() {
+			if settled {
+				return
+			}
+			if cerr := e.cfg.Budget.Cancel(context.WithoutCancel(ctx), adm); cerr != nil {
+				e.log.WarnContext(ctx, "cancel budget admission", "user_id", t.UserID, "error", cerr)
+			}
+		}()
+	}
+
+	history, err := conversations.NewStore(e.cfg.DB).Recent(ctx, conv.ID, e.cfg.HistoryMessages)
+	if err != nil {
+		e.cfg.Metrics.error("store")
+		return Reply{}, err
+	}
+	hits, answered := e.retrieve(ctx, modelText)
+
+	a, err := e.answer(ctx, history, hits, answered, modelText, onDelta)
+	if err != nil {
+		var me *ModelError
+		if errors.As(err, &me) {
+			outcome = "model_error"
+			e.cfg.Metrics.error(me.Kind)
+			e.log.WarnContext(ctx, "model call failed", "conversation_id", conv.ID, "kind", me.Kind, "status", me.Status, "error", me.Err)
+		}
+		return Reply{}, err
+	}
+	if e.afterModel != nil {
+		e.afterModel(ctx)
+	}
+	overheadStart := e.now()
+
+	meta, err := json.Marshal(messageMeta{Model: a.usage.Model, FinishReason: a.finishReason, LatencyMS: a.latency.Milliseconds(),
+		Estimated: a.usage.Estimated, PriceVersion: a.usage.PriceVersion, CachedTokens: a.usage.CachedTokens, Citations: a.citations})
+	if err != nil {
+		return Reply{}, fmt.Errorf("encode message metadata: %w", err)
+	}
+	reply := Reply{Text: a.text, Citations: a.citations, Usage: a.usage, Notice: adm.Warning}
+	err = pgx.BeginFunc(ctx, e.cfg.DB, func(tx pgx.Tx) error {
+		s := conversations.NewStore(tx)
+		var err error
+		reply.UserMessage, err = s.AppendMessage(ctx, conversations.NewMessage{
+			ConversationID: conv.ID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: storedText})
+		if err != nil {
+			return err
+		}
+		reply.AssistantMessage, err = s.AppendMessage(ctx, conversations.NewMessage{
+			ConversationID: conv.ID, Role: conversations.RoleAssistant, Content: a.text, Metadata: meta,
+			PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
+			TotalTokens: a.usage.TotalTokens, CostMicroUSD: a.usage.CostMicroUSD})
+		if err != nil {
+			return err
+		}
+		if t.Key != "" {
+			if err := setTurnKey(ctx, tx, t.Key, reply.UserMessage.ID, reply.AssistantMessage.ID); err != nil {
+				return err
+			}
+		}
+		if err := usage.Record(ctx, tx, usage.Event{
+			UserID: t.UserID, ConversationID: conv.ID, MessageID: reply.AssistantMessage.ID, Source: t.Source,
+			Model: a.usage.Model, PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
+			CachedTokens: a.usage.CachedTokens, CostMicroUSD: a.usage.CostMicroUSD, PriceVersion: a.usage.PriceVersion,
+			Estimated: a.usage.Estimated, OccurredAt: e.now(),
+		}); err != nil {
+			return err
+		}
+		if e.cfg.Budget != nil {
+			if err := e.cfg.Budget.Settle(ctx, tx, adm); err != nil {
+				return fmt.Errorf("settle budget: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if isTurnKeyConflict(err) {
+			// The same turn was stored concurrently (a duplicate delivery
+			// raced this one): answer with what was stored.
+			r, ok, lerr := storedReply(ctx, e.cfg.DB, t.Key)
+			if lerr == nil && ok {
+				outcome = "replayed"
+				return r, nil
+			}
+		}
+		e.cfg.Metrics.error("store")
+		return Reply{}, fmt.Errorf("store turn in conversation %s: %w", conv.ID, err)
+	}
+	settled = true
+	outcome = "answered"
+	e.cfg.Metrics.usage(a.usage)
+	e.cfg.Metrics.overhead(overheadStart.Sub(started) - a.latency + e.now().Sub(overheadStart))
+	if e.cfg.Retriever != nil && !answered {
+		if err := e.cfg.Retriever.RecordGap(ctx, modelText, t.UserID, conv.ID); err != nil {
+			e.cfg.Metrics.error("retrieval")
+			e.log.WarnContext(ctx, "record runbook gap", "conversation_id", conv.ID, "error", err)
+		}
+	}
+	return reply, nil
+}
+
+// conversation finds the turn's conversation: the named one (the user's
+// own), the thread's (started on first contact), or a new one.
+func (e *Engine) conversation(ctx context.Context, t Turn) (conversations.Conversation, error) {
+	s := conversations.NewStore(e.cfg.DB)
+	switch {
+	case t.ConversationID != uuid.Nil:
+		return s.Get(ctx, t.UserID, t.ConversationID)
+	case t.Thread != nil:
+		c, _, err := s.FindOrCreateByThread(ctx, conversations.NewConversation{
+			OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source, Thread: t.Thread})
+		return c, err
+	}
+	return s.Create(ctx, conversations.NewConversation{OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source})
+}
+
+// retrieve returns the runbook sections for a question and whether they
+// answer it. Retrieval trouble is logged and costs only the runbooks.
+func (e *Engine) retrieve(ctx context.Context, query string) ([]knowledge.Result, bool) {
+	if e.cfg.Retriever == nil {
+		return nil, true // nothing to search, nothing to record as a gap
+	}
+	hits, err := e.cfg.Retriever.Search(ctx, query, e.cfg.RunbookResults)
+	if err != nil {
+		e.cfg.Metrics.error("retrieval")
+		e.log.WarnContext(ctx, "search runbooks", "error", err)
+		return nil, true
+	}
+	if j, ok := e.cfg.Retriever.(answerJudge); ok {
+		return hits, j.Answered(hits)
+	}
+	return hits, len(hits) > 0
+}
+
+// answer is the model's (or the runbooks') answer to one turn.
+type answer struct {
+	text         string
+	finishReason string
+	citations    []Citation
+	usage        Usage
+	latency      time.Duration
+}
+
+// maxAnswerBytes bounds a stored answer (the store takes up to 64 KiB).
+const maxAnswerBytes = 4*conversations.MaxContentBytes - 64
+
+func (e *Engine) answer(ctx context.Context, history []conversations.Message, hits []knowledge.Result, answered bool,
+	text string, onDelta func(string)) (answer, error) {
+	if e.cfg.LLM == nil {
+		if !answered {
+			hits = nil
+		}
+		out, cites := extractiveAnswer(hits)
+		if onDelta != nil {
+			onDelta(out)
+		}
+		return answer{text: out, finishReason: "extractive", citations: cites,
+			usage: Usage{Model: ModelNone, PriceVersion: e.cfg.Prices.Version}}, nil
+	}
+
+	system := []ChatMessage{{Role: ChatSystem, Content: e.cfg.SystemPrompt}}
+	ctxText, cites := runbookContext(hits, e.cfg.RunbookTokens)
+	if ctxText != "" {
+		system = append(system, ChatMessage{Role: ChatSystem, Content: ctxText})
+	}
+	if cites == nil {
+		cites = []Citation{}
+	}
+	msgs, dropped := fitContext(system, history, text, e.cfg.ContextTokens-e.cfg.MaxOutputTokens, e.cfg.StoreRaw)
+	if dropped > 0 {
+		e.log.DebugContext(ctx, "history trimmed to fit the context window", "dropped_messages", dropped)
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
+	defer cancel()
+	t0 := e.now()
+	comp, err := e.cfg.LLM.Complete(callCtx, Request{Messages: msgs, MaxTokens: e.cfg.MaxOutputTokens}, onDelta)
+	latency := e.now().Sub(t0)
+	model := comp.Model
+	if model == "" {
+		model = e.cfg.Model
+	}
+	e.cfg.Metrics.modelCall(model, latency)
+	if err != nil {
+		return answer{}, asModelError(callCtx, err)
+	}
+
+	u := Usage{Model: model, PriceVersion: e.cfg.Prices.Version}
+	if comp.Usage != nil {
+		u.PromptTokens, u.CompletionTokens, u.CachedTokens = comp.Usage.PromptTokens, comp.Usage.CompletionTokens, comp.Usage.CachedTokens
+	} else {
+		u.Estimated = true
+		u.PromptTokens, u.CompletionTokens = EstimateMessages(msgs), EstimateTokens(comp.Text)
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	cost, known := e.cfg.Prices.Cost(model, usage.Tokens{Prompt: u.PromptTokens, Cached: u.CachedTokens, Completion: u.CompletionTokens})
+	if !known {
+		e.cfg.Metrics.error("unpriced_model")
+		e.log.WarnContext(ctx, "model not in the price table; usage recorded with cost 0",
+			"model", model, "price_version", e.cfg.Prices.Version)
+	}
+	u.CostMicroUSD = cost
+
+	out := comp.Text
+	if len(out) > maxAnswerBytes {
+		cut := maxAnswerBytes
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut] + "\n…[answer truncated]"
+	}
+	if strings.TrimSpace(out) == "" {
+		out = "(The model returned an empty answer.)"
+	}
+	return answer{text: out, finishReason: comp.FinishReason, citations: cites, usage: u, latency: latency}, nil
+}

@@ -1,0 +1,63 @@
+package bot
+
+import "regexp"
+
+// Redaction replaces secrets people paste into chat (tokens, keys, passwords)
+// before the text goes to the model, to a log or, unless OPSBOT_STORE_RAW is
+// set, to the database. Each rule keeps enough context for the reader to see
+// what was there ("[REDACTED:aws-access-key]") and never the secret itself.
+
+type redactRule struct {
+	name string
+	re   *regexp.Regexp
+	// keep is the number of the submatch to keep before the marker (a
+	// "Bearer " prefix, a "postgres://user:" prefix); 0 replaces the match.
+	keep int
+	// suffix is written after the marker (the "@" of user:pass@host).
+	suffix string
+}
+
+var redactRules = []redactRule{
+	// PEM private keys, including those inside service-account JSON where
+	// the newlines are written as \n.
+	{name: "private-key", re: regexp.MustCompile(`-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)-----END[A-Z ]*PRIVATE KEY-----`)},
+	{name: "gcp-private-key-id", re: regexp.MustCompile(`("private_key_id"\s*:\s*)"[0-9a-fA-F]{16,}"`), keep: 1},
+	{name: "slack-token", re: regexp.MustCompile(`\bxox[abposre]-[A-Za-z0-9-]{10,}`)},
+	{name: "slack-app-token", re: regexp.MustCompile(`\bxapp-\d-[A-Za-z0-9-]{10,}`)},
+	{name: "slack-webhook", re: regexp.MustCompile(`https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`)},
+	{name: "github-token", re: regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{30,}`)},
+	{name: "github-token", re: regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9_]{30,}`)},
+	{name: "aws-access-key", re: regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b`)},
+	{name: "aws-secret-key", re: regexp.MustCompile(`(?i)((?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?\s*[:=]\s*["']?)[A-Za-z0-9/+]{40}`), keep: 1},
+	{name: "gcp-api-key", re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
+	{name: "openai-key", re: regexp.MustCompile(`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`)},
+	{name: "opsbot-token", re: regexp.MustCompile(`\bopsbot_[A-Za-z0-9_-]{20,}`)},
+	{name: "jwt", re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}`)},
+	{name: "bearer-token", re: regexp.MustCompile(`(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{16,}=*`), keep: 1},
+	{name: "basic-auth", re: regexp.MustCompile(`(?i)(\bauthorization["']?\s*[:=]\s*["']?basic\s+)[A-Za-z0-9+/]{8,}={0,2}`), keep: 1},
+	// user:password@host in any URL (postgres://, mongodb+srv://, amqp://,
+	// https://). The user name stays; only the password goes.
+	{name: "password", re: regexp.MustCompile(`(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@`), keep: 1, suffix: "@"},
+	// password=... in key/value connection strings and configs.
+	{name: "password", re: regexp.MustCompile(`(?i)(\b(?:password|passwd|pwd|api_?key|access_?token|client_?secret)["']?\s*[:=]\s*["']?)[^\s"';&,]{4,}`), keep: 1},
+}
+
+// Redact returns s with every secret it recognises replaced by a marker
+// naming its kind.
+func Redact(s string) string {
+	for _, r := range redactRules {
+		if !r.re.MatchString(s) {
+			continue
+		}
+		marker := "[REDACTED:" + r.name + "]" + r.suffix
+		if r.keep == 0 {
+			s = r.re.ReplaceAllLiteralString(s, marker)
+			continue
+		}
+		s = r.re.ReplaceAllStringFunc(s, func(m string) string {
+			sub := r.re.FindStringSubmatch(m)
+			return sub[r.keep] + marker
+		})
+	}
+	return s
+}
