@@ -84,11 +84,11 @@ type GapReport struct {
 
 // GapGroup is one question, however many times and ways it was asked.
 type GapGroup struct {
-	Question  string    // the most recent wording
-	Count     int       // times asked
-	Users     int       // distinct people who asked
+	Question   string    // the most recent wording
+	Count      int       // times asked
+	Users      int       // distinct people who asked
 	FirstAsked time.Time // first time asked in the period
-	LastAsked time.Time // last time asked
+	LastAsked  time.Time // last time asked
 }
 
 // Gaps reports the unanswered questions asked since the given time, grouped
@@ -138,11 +138,14 @@ func (r GapReport) Text(loc *time.Location) string {
 			fmt.Fprintf(&b, "… and %d more\n", len(r.Groups)-maxReportGroups)
 			break
 		}
-		people := "1 person"
-		if g.Users != 1 {
-			people = fmt.Sprintf("%d people", g.Users)
+		people := ""
+		switch {
+		case g.Users == 1:
+			people = " by 1 person"
+		case g.Users > 1:
+			people = fmt.Sprintf(" by %d people", g.Users)
 		}
-		fmt.Fprintf(&b, "%2d. %q — asked %d× by %s, last %s\n",
+		fmt.Fprintf(&b, "%2d. %q — asked %d×%s, last %s\n",
 			i+1, g.Question, g.Count, people, g.LastAsked.In(loc).Format("Mon 2006-01-02 15:04"))
 	}
 	return b.String()

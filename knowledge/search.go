@@ -41,8 +41,8 @@ const (
 // everything. plainto_tsquery never raises a syntax error, whatever the text.
 //
 // The rank is ts_rank_cd with title (A) > heading path (B) > body (C, D),
-// normalised by section length (flag 2: rank / length... flag 1: log length)
-// and squashed into [0, 1) (flag 32), then multiplied by the share of
+// divided by 1 + log(section length) (flag 1) so long sections do not win by
+// bulk, squashed into [0, 1) (flag 32), then multiplied by the share of
 // query words the section contains, so a section matching most of the
 // question beats one repeating a single word. Candidates are cut to the 200
 // best by raw rank before the coverage re-rank, which bounds the work on a

@@ -1,0 +1,136 @@
+package knowledge_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apacops/opsbot/internal/testdb"
+	"github.com/apacops/opsbot/knowledge"
+)
+
+// clock is a settable test clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func mustUser(tb testing.TB, pool *pgxpool.Pool, handle string) uuid.UUID {
+	tb.Helper()
+	var id uuid.UUID
+	if err := pool.QueryRow(context.Background(), `INSERT INTO users (handle) VALUES ($1) RETURNING id`, handle).Scan(&id); err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+func mustConversation(tb testing.TB, pool *pgxpool.Pool, owner uuid.UUID) uuid.UUID {
+	tb.Helper()
+	var id uuid.UUID
+	err := pool.QueryRow(context.Background(),
+		`INSERT INTO conversations (owner_id, title, source) VALUES ($1, 'gaps', 'api') RETURNING id`, owner).Scan(&id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+func TestGapReport(t *testing.T) {
+	pool := testdb.New(t)
+	clk := &clock{t: fixedNow.Add(-10 * 24 * time.Hour)}
+	ix := knowledge.New(pool, clk.now)
+	ctx := context.Background()
+	alice, bob := mustUser(t, pool, "alice"), mustUser(t, pool, "bob")
+	conv := mustConversation(t, pool, alice)
+
+	asks := []struct {
+		after    time.Duration
+		question string
+		user     uuid.UUID
+	}{
+		{0, "How do I rotate the Vault root token?", alice}, // over a week before the report: left out
+		{8 * 24 * time.Hour, "How do I rotate the Vault root token?", alice},
+		{24 * time.Hour, "how do i rotate the vault root token", bob},
+		{time.Hour, "Hi opsbot, how do I rotate the vault root token??", bob},
+		{time.Hour, "What is the SLA for the Jakarta region?", alice},
+		{time.Hour, "", alice},     // nothing to record
+		{time.Hour, " ?! ", alice}, // nothing to record
+		{time.Hour, "Who owns redis-sg-07?", uuid.Nil},
+	}
+	for _, a := range asks {
+		clk.t = clk.t.Add(a.after)
+		if err := ix.RecordGap(ctx, a.question, a.user, conv); err != nil {
+			t.Fatalf("RecordGap(%q): %v", a.question, err)
+		}
+	}
+
+	rep, err := ix.Gaps(ctx, clk.t.Add(-7*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Total != 5 {
+		t.Errorf("Total = %d, want 5", rep.Total)
+	}
+	if len(rep.Groups) != 3 {
+		t.Fatalf("got %d groups %+v, want 3", len(rep.Groups), rep.Groups)
+	}
+	tests := []struct {
+		question string
+		count    int
+		users    int
+	}{
+		{"Hi opsbot, how do I rotate the vault root token??", 3, 2},
+		{"Who owns redis-sg-07?", 1, 0},
+		{"What is the SLA for the Jakarta region?", 1, 1},
+	}
+	for i, tt := range tests {
+		g := rep.Groups[i]
+		if g.Question != tt.question || g.Count != tt.count || g.Users != tt.users {
+			t.Errorf("group %d = %q ×%d by %d, want %q ×%d by %d", i, g.Question, g.Count, g.Users, tt.question, tt.count, tt.users)
+		}
+	}
+	if got, want := rep.Groups[0].LastAsked, clk.t.Add(-4*time.Hour); !got.Equal(want) {
+		t.Errorf("LastAsked = %v, want %v", got, want)
+	}
+
+	sgt, _ := time.LoadLocation("Asia/Singapore")
+	text := rep.Text(sgt)
+	for _, want := range []string{
+		"Questions our runbooks could not answer",
+		"5 questions, 3 distinct",
+		`"Hi opsbot, how do I rotate the vault root token??" — asked 3× by 2 people`,
+		`"Who owns redis-sg-07?" — asked 1×`,
+		"+08",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report text lacks %q:\n%s", want, text)
+		}
+	}
+
+	empty, err := ix.Gaps(ctx, clk.t.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(empty.Groups) != 0 || !strings.Contains(empty.Text(nil), "None") {
+		t.Errorf("report after the last question = %+v, want none", empty)
+	}
+}
+
+func TestRecordGapBoundsQuestion(t *testing.T) {
+	pool := testdb.New(t)
+	ix := knowledge.New(pool, func() time.Time { return fixedNow })
+	ctx := context.Background()
+	if err := ix.RecordGap(ctx, strings.Repeat("é", 5000)+"\x00\xff", uuid.Nil, uuid.Nil); err != nil {
+		t.Fatalf("RecordGap of a long, odd question: %v", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT max(length(question)) FROM knowledge_gaps`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n > 1000 {
+		t.Errorf("stored question of %d characters, want 1..1000", n)
+	}
+}
