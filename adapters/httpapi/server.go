@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/migrations"
+	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
 
@@ -29,6 +31,10 @@ type Deps struct {
 	DB      *pgxpool.Pool
 	Users   *users.Store
 	Metrics http.Handler // served at /metrics when set
+	// Budgets serves /api/v1/admin/budgets; nil gives budgets in UTC months.
+	Budgets *usage.Budgets
+	// Now is the clock for "the last N days"; nil is time.Now.
+	Now func() time.Time
 }
 
 // Server is the HTTP surface of opsbot.
@@ -39,6 +45,9 @@ type Server struct {
 	convs   *conversations.Store
 	metrics http.Handler
 	handler http.Handler
+	reports *usage.Reports
+	budgets *usage.Budgets
+	now     func() time.Time
 }
 
 // New builds the server and its routes.
@@ -49,9 +58,18 @@ func New(d Deps) *Server {
 		users:   d.Users,
 		convs:   conversations.NewStore(d.DB),
 		metrics: d.Metrics,
+		reports: usage.NewReports(d.DB),
+		budgets: d.Budgets,
+		now:     d.Now,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.budgets == nil {
+		s.budgets = usage.NewBudgets(d.DB, usage.BudgetOptions{})
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
@@ -138,6 +156,12 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/api/v1/conversations/{id}/archive", handler: s.archiveConversation},
 		{method: "POST", path: "/api/v1/conversations/{id}/unarchive", handler: s.unarchiveConversation},
 		{method: "GET", path: "/api/v1/conversations/{id}/messages", handler: s.listMessages},
+
+		{method: "GET", path: "/api/v1/tokens/usage", handler: s.tokenUsage},
+		{method: "GET", path: "/api/v1/admin/usage", handler: s.requireAdmin(s.adminUsage)},
+		{method: "GET", path: "/api/v1/admin/budgets", handler: s.requireAdmin(s.getBudgets)},
+		{method: "PUT", path: "/api/v1/admin/budgets", handler: s.requireAdmin(s.putBudgets)},
+		{method: "GET", path: "/admin", public: true, handler: s.dashboard},
 	}
 	if s.metrics != nil {
 		rs = append(rs, route{method: "GET", path: "/metrics", public: true, handler: func(w http.ResponseWriter, r *http.Request) error {
