@@ -285,6 +285,12 @@ func (c *Client) stream(ctx context.Context, req bot.Request, onDelta func(strin
 			}
 		}
 	}
+	if comp.FinishReason == "" {
+		// A normal stream always ends its answer with a finish reason; a
+		// stream cut short (the connection dropped) does not.
+		return bot.Completion{}, emitted, &bot.ModelError{Kind: bot.ModelUnavailable,
+			Err: errors.New("stream ended before the answer was finished")}
+	}
 	comp.Text = b.String()
 	return comp, emitted, nil
 }

@@ -1,0 +1,98 @@
+package openai
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/apacops/opsbot/bot"
+)
+
+func TestAzureRequestShape(t *testing.T) {
+	f := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{"hi"}, usage: withUsage(5, 0, 1)})
+	var sl sleeps
+	c := mustClient(t, Config{APIKey: "azure-key", AzureEndpoint: f.srv.URL, AzureAPIVersion: "2024-10-21",
+		AzureDeployment: "ops-mini", Model: "gpt-4o-mini"}, &sl)
+	comp, err := c.Complete(context.Background(), bot.Request{Messages: []bot.ChatMessage{{Role: bot.ChatUser, Content: "hello"}}, MaxTokens: 64}, nil)
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	r := f.Requests()[0]
+	if r.Path != "/openai/deployments/ops-mini/chat/completions" {
+		t.Errorf("path = %q, want the deployment's chat completions", r.Path)
+	}
+	if r.Query != "api-version=2024-10-21" {
+		t.Errorf("query = %q, want api-version=2024-10-21", r.Query)
+	}
+	if got := r.Header.Get("Api-Key"); got != "azure-key" {
+		t.Errorf("api-key header = %q, want azure-key", got)
+	}
+	if r.Body["max_completion_tokens"] != float64(64) {
+		t.Errorf("max_completion_tokens = %v, want 64", r.Body["max_completion_tokens"])
+	}
+	if comp.Text != "hi" || comp.Usage == nil || comp.Usage.PromptTokens != 5 {
+		t.Errorf("completion = %+v", comp)
+	}
+}
+
+func TestCompatibleServerGetsMaxTokens(t *testing.T) {
+	f := newFakeOpenAI(t, step{chunks: []string{"ok"}, usage: withUsage(3, 0, 1)})
+	var sl sleeps
+	c := mustClient(t, Config{BaseURL: f.URL(), Model: "llama3.1:8b"}, &sl)
+	if _, err := c.Complete(context.Background(), bot.Request{Messages: []bot.ChatMessage{{Role: "user", Content: "x"}}, MaxTokens: 32}, nil); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	r := f.Requests()[0]
+	if r.Body["max_tokens"] != float64(32) || r.Body["max_completion_tokens"] != nil {
+		t.Errorf("body = %v, want max_tokens 32 and no max_completion_tokens", r.Body)
+	}
+	if r.Body["model"] != "llama3.1:8b" {
+		t.Errorf("model = %v, want llama3.1:8b", r.Body["model"])
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		h    map[string]string
+		want time.Duration
+	}{
+		{"seconds", map[string]string{"Retry-After": "7"}, 7 * time.Second},
+		{"fraction", map[string]string{"Retry-After": "0.5"}, 500 * time.Millisecond},
+		{"http date", map[string]string{"Retry-After": now.Add(90 * time.Second).Format(http.TimeFormat)}, 90 * time.Second},
+		{"ms wins", map[string]string{"Retry-After": "7", "Retry-After-Ms": "250"}, 250 * time.Millisecond},
+		{"date in the past", map[string]string{"Retry-After": now.Add(-time.Minute).Format(http.TimeFormat)}, 0},
+		{"garbage", map[string]string{"Retry-After": "soon"}, 0},
+		{"absent", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tt.h {
+				h.Set(k, v)
+			}
+			if got := parseRetryAfter(h, now); got != tt.want {
+				t.Errorf("parseRetryAfter(%v) = %v, want %v", tt.h, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigured(t *testing.T) {
+	if (Config{}).Configured() {
+		t.Errorf("empty config is configured")
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Errorf("New(empty) succeeded")
+	}
+	if _, err := New(Config{AzureEndpoint: "https://x.openai.azure.com"}); err == nil {
+		t.Errorf("Azure without a key succeeded")
+	}
+	for _, c := range []Config{{APIKey: "k"}, {BaseURL: "http://127.0.0.1:11434/v1"}} {
+		if !c.Configured() {
+			t.Errorf("%+v is not configured", c)
+		}
+	}
+}
