@@ -47,9 +47,10 @@ type env struct {
 // commands maps subcommand names to their implementations.
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   runServe,
-		"migrate": runMigrate,
-		"token":   runToken,
+		"serve":    runServe,
+		"migrate":  runMigrate,
+		"token":    runToken,
+		"runbooks": runRunbooks,
 	}
 }
 

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/apacops/opsbot/knowledge"
+)
+
+func runRunbooks(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageError("runbooks sync DIR | runbooks gaps [--days 7]")
+	}
+	switch args[0] {
+	case "sync":
+		return runbooksSync(ctx, e, args[1:])
+	case "gaps":
+		return runbooksGaps(ctx, e, args[1:])
+	}
+	return usageError(fmt.Sprintf("unknown runbooks command %q", args[0]))
+}
+
+// runbooksSync indexes a directory of runbooks and prints what it did.
+func runbooksSync(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("runbooks sync", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError("runbooks sync needs exactly one directory")
+	}
+	dir := fs.Arg(0)
+	pool, err := connect(ctx, e.cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ix := knowledge.New(pool, time.Now, knowledge.WithLogger(e.log))
+
+	progress, finish := syncProgress(e.stdout)
+	st, err := ix.Sync(ctx, dir, progress)
+	finish()
+	if err != nil {
+		return err
+	}
+	printSyncStats(e.stdout, dir, st)
+	return nil
+}
+
+// syncProgress reports Sync's progress as a bar on a terminal and as one line
+// per file otherwise (CI logs, make run). finish ends the bar.
+func syncProgress(w io.Writer) (progress func(done, total int, path string), finish func()) {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		var bar *progressbar.ProgressBar
+		return func(done, total int, path string) {
+				if bar == nil {
+					bar = progressbar.NewOptions(total,
+						progressbar.OptionSetWriter(w),
+						progressbar.OptionSetDescription("indexing runbooks"),
+						progressbar.OptionShowCount(),
+						progressbar.OptionSetWidth(30),
+						progressbar.OptionClearOnFinish())
+				}
+				_ = bar.Set(done)
+			}, func() {
+				if bar != nil {
+					_ = bar.Finish()
+				}
+			}
+	}
+	return func(done, total int, path string) {
+		if done > 0 {
+			fmt.Fprintf(w, "[%d/%d] %s\n", done, total, path)
+		}
+	}, func() {}
+}
+
+func printSyncStats(w io.Writer, dir string, st knowledge.SyncStats) {
+	fmt.Fprintf(w, "runbooks in %s: %d indexed (%d sections), %d unchanged, %d removed, %d skipped\n",
+		dir, len(st.Indexed), st.Sections, st.Unchanged, len(st.Removed), len(st.Skipped))
+	for _, p := range st.Indexed {
+		fmt.Fprintf(w, "  indexed  %s\n", p)
+	}
+	for _, p := range st.Removed {
+		fmt.Fprintf(w, "  removed  %s\n", p)
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintf(w, "  skipped  %s: %s\n", s.Path, s.Reason)
+	}
+}
+
+// runbooksGaps prints the questions the runbooks could not answer.
+func runbooksGaps(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("runbooks gaps", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	days := fs.Int("days", 7, "how many days back to look (1-366)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("runbooks gaps takes no arguments besides --days")
+	}
+	if *days < 1 || *days > 366 {
+		return usageError(fmt.Sprintf("--days %d: want 1 to 366", *days))
+	}
+	loc, err := time.LoadLocation(e.cfg.TimeZone)
+	if err != nil {
+		return fmt.Errorf("load time zone %q: %w", e.cfg.TimeZone, err)
+	}
+	pool, err := connect(ctx, e.cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ix := knowledge.New(pool, time.Now)
+	rep, err := ix.Gaps(ctx, time.Now().Add(-time.Duration(*days)*24*time.Hour))
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(e.stdout, rep.Text(loc))
+	return nil
+}
