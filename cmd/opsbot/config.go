@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/apacops/opsbot/knowledge"
 )
 
 // Config is the whole configuration, read once from the environment.
@@ -13,6 +15,9 @@ type Config struct {
 	Addr        string
 	TimeZone    string
 	LogLevel    slog.Level
+	// GapsSchedule is when the weekly "questions the runbooks could not
+	// answer" report goes out (OPSBOT_GAPS_SCHEDULE; "off" disables it).
+	GapsSchedule string
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main).
@@ -24,6 +29,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		return Config{}, fmt.Errorf("OPSBOT_TIME_ZONE: unknown zone %q", c.TimeZone)
+	}
+	c.GapsSchedule = or(getenv("OPSBOT_GAPS_SCHEDULE"), knowledge.DefaultGapSchedule)
+	if _, err := knowledge.ParseSchedule(c.GapsSchedule); err != nil {
+		return Config{}, fmt.Errorf("OPSBOT_GAPS_SCHEDULE: %w", err)
 	}
 	if lvl := getenv("OPSBOT_LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(lvl))); err != nil {
