@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/apacops/opsbot/internal/testdb"
+	"github.com/apacops/opsbot/knowledge"
+)
+
+// runOn runs the binary's run() against the database at dbURL.
+func runOn(t *testing.T, dbURL string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Setenv("DATABASE_URL", dbURL)
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestRunbooksSyncCommand(t *testing.T) {
+	// Its own database: a sync mirrors one directory and would remove what
+	// other tests indexed.
+	_, dbURL := testdb.NewWithURL(t)
+	dir := t.TempDir()
+	for _, name := range []string{"disk-full.md", "kafka-consumer-lag.md", "dns-propagation.md"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "docs", "runbooks", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "core-dump.txt"), []byte("ELF\x00\x01"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		name    string
+		before  func()
+		wantOut []string
+	}{
+		{"first sync", func() {}, []string{
+			"[4/4] kafka-consumer-lag.md",
+			"3 indexed (", "0 unchanged, 0 removed, 1 skipped",
+			"indexed  disk-full.md",
+			"skipped  core-dump.txt: binary",
+		}},
+		{"second sync", func() {}, []string{"0 indexed (0 sections), 3 unchanged, 0 removed, 1 skipped"}},
+		{"after a delete", func() {
+			if err := os.Remove(filepath.Join(dir, "dns-propagation.md")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"0 indexed (0 sections), 2 unchanged, 1 removed", "removed  dns-propagation.md"}},
+	}
+	for _, st := range steps {
+		st.before()
+		code, out, errOut := runOn(t, dbURL, "runbooks", "sync", dir)
+		if code != 0 {
+			t.Fatalf("%s: exit %d, stderr %s", st.name, code, errOut)
+		}
+		for _, want := range st.wantOut {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: stdout lacks %q:\n%s", st.name, want, out)
+			}
+		}
+		if st.name == "first sync" && !strings.Contains(errOut, "runbook skipped") {
+			t.Errorf("%s: stderr lacks the skip warning:\n%s", st.name, errOut)
+		}
+	}
+}
+
+func TestRunbooksGapsCommand(t *testing.T) {
+	pool, dbURL := testdb.NewWithURL(t)
+	ix := knowledge.New(pool, time.Now)
+	for _, q := range []string{"How do I reboot the Jakarta firewall?", "how do I reboot the jakarta firewall"} {
+		if err := ix.RecordGap(context.Background(), q, uuid.Nil, uuid.Nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := runOn(t, dbURL, "runbooks", "gaps", "--days", "7")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errOut)
+	}
+	for _, want := range []string{"Questions our runbooks could not answer", `"how do I reboot the jakarta firewall" — asked 2×`, "+08"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRunbooksCommandLine(t *testing.T) {
+	_, dbURL := testdb.NewWithURL(t)
+	tests := []struct {
+		name     string
+		env      string // OPSBOT_GAPS_SCHEDULE
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"no subcommand", "", []string{"runbooks"}, 2, "runbooks sync DIR"},
+		{"unknown subcommand", "", []string{"runbooks", "reindex"}, 2, `unknown runbooks command "reindex"`},
+		{"sync without dir", "", []string{"runbooks", "sync"}, 2, "exactly one directory"},
+		{"sync of a file", "", []string{"runbooks", "sync", "runbooks.go"}, 1, "not a directory"},
+		{"days out of range", "", []string{"runbooks", "gaps", "--days", "0"}, 2, "want 1 to 366"},
+		{"bare CRON_TZ schedule", "CRON_TZ=UTC", []string{"runbooks", "gaps"}, 2, "OPSBOT_GAPS_SCHEDULE"},
+		{"schedule off", "off", []string{"runbooks", "gaps"}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("OPSBOT_GAPS_SCHEDULE", tt.env)
+			code, _, errOut := runOn(t, dbURL, tt.args...)
+			if code != tt.wantCode || !strings.Contains(errOut, tt.wantErr) {
+				t.Errorf("run %v = %d, stderr %q; want %d and %q", tt.args, code, errOut, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
