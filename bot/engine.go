@@ -350,6 +350,11 @@ func (e *Engine) answer(ctx context.Context, history []conversations.Message, hi
 	}
 	e.cfg.Metrics.modelCall(model, latency)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The caller gave up (shutdown, a stopped job): not the model's
+			// fault, and not something to tell the user about.
+			return answer{}, fmt.Errorf("model call abandoned: %w", ctx.Err())
+		}
 		return answer{}, asModelError(callCtx, err)
 	}
 
