@@ -139,3 +139,6 @@ CREATE TABLE budget_warnings (
     sent_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, scope, month)
 );
+
+-- The retention purge deletes messages by age.
+CREATE INDEX messages_created_at ON messages (created_at);
