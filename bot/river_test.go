@@ -1,0 +1,286 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/internal/testdb"
+)
+
+// recordingReplier counts posts and can fail the first ones.
+type recordingReplier struct {
+	mu    sync.Mutex
+	posts []Reply
+	fail  int // fail this many posts first
+}
+
+func (r *recordingReplier) Reply(ctx context.Context, t Turn, rep Reply) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
+		return "", errors.New("slack is down")
+	}
+	r.posts = append(r.posts, rep)
+	return "1764028800.000100", nil
+}
+
+func (r *recordingReplier) all() []Reply {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Reply(nil), r.posts...)
+}
+
+// retryNow retries failed jobs at once, so tests need not wait out River's
+// backoff.
+type retryNow struct{}
+
+func (retryNow) NextRetry(*rivertype.JobRow) time.Time { return time.Now() }
+
+func newTestRiver(tb testing.TB, w *TurnWorker) *river.Client[pgx.Tx] {
+	tb.Helper()
+	return newTestRiverOn(tb, testPool, w)
+}
+
+func newTestRiverOn(tb testing.TB, pool *pgxpool.Pool, w *TurnWorker) *river.Client[pgx.Tx] {
+	tb.Helper()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		Workers:           workers,
+		RetryPolicy:       retryNow{},
+		FetchCooldown:     5 * time.Millisecond,
+		FetchPollInterval: 20 * time.Millisecond,
+		TestOnly:          true,
+	})
+	if err != nil {
+		tb.Fatalf("river client: %v", err)
+	}
+	return c
+}
+
+func mustEnqueue(tb testing.TB, c *river.Client[pgx.Tx], eventKey string, args TurnArgs) bool {
+	tb.Helper()
+	return mustEnqueueOn(tb, testPool, c, eventKey, args)
+}
+
+func mustEnqueueOn(tb testing.TB, pool *pgxpool.Pool, c *river.Client[pgx.Tx], eventKey string, args TurnArgs) bool {
+	tb.Helper()
+	var inserted bool
+	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+		var err error
+		inserted, err = Enqueue(context.Background(), tx, c, "slack", eventKey, args)
+		return err
+	})
+	if err != nil {
+		tb.Fatalf("Enqueue: %v", err)
+	}
+	return inserted
+}
+
+func turnJobs(tb testing.TB, key string) int {
+	return countRows(tb, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'key' = $2`, TurnKind, key)
+}
+
+func TestEnqueueOncePerEvent(t *testing.T) {
+	e := New(Config{DB: testPool})
+	c := newTestRiver(t, NewTurnWorker(e, nil, nil))
+	user := mustUser(t)
+	ev := "Ev" + uuid.NewString()
+	args := TurnArgs{UserID: user, Text: "token xoxb-2222222222-3333333333333-AbCdEfGhIjKlMnOpQrStUvWx", Source: "slack",
+		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: ev}}
+	if !mustEnqueue(t, c, ev, args) {
+		t.Fatalf("first delivery not enqueued")
+	}
+	if mustEnqueue(t, c, ev, args) {
+		t.Errorf("retried delivery enqueued again")
+	}
+	if n := turnJobs(t, "slack:"+ev); n != 1 {
+		t.Errorf("jobs = %d, want 1", n)
+	}
+	var text string
+	if err := testPool.QueryRow(context.Background(), `SELECT args->>'text' FROM river_job WHERE args->>'key' = $1`, "slack:"+ev).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	if text != "token [REDACTED:slack-token]" {
+		t.Errorf("job text = %q, want it redacted", text)
+	}
+	// A failed transaction leaves neither the dedupe row nor the job.
+	ev2 := "Ev" + uuid.NewString()
+	_ = pgx.BeginFunc(context.Background(), testPool, func(tx pgx.Tx) error {
+		if _, err := Enqueue(context.Background(), tx, c, "slack", ev2, args); err != nil {
+			return err
+		}
+		return errors.New("ack failed")
+	})
+	if n := countRows(t, `SELECT count(*) FROM inbound_events WHERE event_key = $1`, ev2) + turnJobs(t, "slack:"+ev2); n != 0 {
+		t.Errorf("rolled-back enqueue left %d rows", n)
+	}
+}
+
+// workOnce runs the worker on a job value, as River would on a retry.
+func workOnce(w *TurnWorker, args TurnArgs, attempt int) error {
+	return w.Work(context.Background(), &river.Job[TurnArgs]{
+		JobRow: &rivertype.JobRow{ID: 1, Attempt: attempt, MaxAttempts: TurnMaxAttempts}, Args: args})
+}
+
+func TestTurnWorkerRetriesNeverDuplicate(t *testing.T) {
+	llm := &fakeLLM{text: "Scaled up.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 10, CompletionTokens: 3}}
+	rp := &recordingReplier{fail: 1}
+	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), map[string]Replier{"slack": rp}, nil)
+	user := mustUser(t)
+	args := TurnArgs{Platform: "slack", UserID: user, Text: "scale it", Source: "slack", Key: "slack:Ev" + uuid.NewString(),
+		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}}
+
+	// Attempt 1: the reply is stored but posting fails, so River retries.
+	if err := workOnce(w, args, 1); err == nil {
+		t.Fatalf("attempt 1 succeeded though posting failed")
+	}
+	// Attempt 2 posts the stored reply without calling the model again;
+	// attempt 3 (a duplicate run) finds it posted and does nothing.
+	for attempt := 2; attempt <= 3; attempt++ {
+		if err := workOnce(w, args, attempt); err != nil {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+	}
+	if n := len(llm.calls()); n != 1 {
+		t.Errorf("model calls = %d, want 1", n)
+	}
+	if posts := rp.all(); len(posts) != 1 || posts[0].Text != "Scaled up." {
+		t.Errorf("posts = %+v, want the reply once", posts)
+	}
+	if n := ledgerRows(t, user); n != 1 {
+		t.Errorf("ledger rows = %d, want 1", n)
+	}
+	var pmid string
+	if err := testPool.QueryRow(context.Background(), `SELECT platform_message_id FROM messages WHERE turn_key = $1 AND role = 'assistant'`,
+		args.Key).Scan(&pmid); err != nil || pmid != "1764028800.000100" {
+		t.Errorf("platform_message_id = %q (%v), want the posted ts", pmid, err)
+	}
+}
+
+func TestTurnWorkerTellsTheUserWhenTheModelIsDown(t *testing.T) {
+	llm := &fakeLLM{err: &ModelError{Kind: ModelRateLimited, Status: 429, Err: errors.New("slow down")}}
+	rp := &recordingReplier{}
+	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), map[string]Replier{"slack": rp}, nil)
+	user := mustUser(t)
+	args := TurnArgs{Platform: "slack", UserID: user, Text: "hi", Source: "slack", Key: "slack:Ev" + uuid.NewString(),
+		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}}
+	if err := workOnce(w, args, 1); err != nil {
+		t.Fatalf("Work: %v (a model outage is answered, not retried by River)", err)
+	}
+	posts := rp.all()
+	if len(posts) != 1 || posts[0].Stored() || posts[0].Text != UserMessage(llm.err) {
+		t.Errorf("posts = %+v, want one unstored notice %q", posts, UserMessage(llm.err))
+	}
+	if n := ledgerRows(t, user); n != 0 {
+		t.Errorf("ledger rows = %d, want 0", n)
+	}
+}
+
+// TestTurnSurvivesWorkerKill stops the River client between the model's
+// answer and the transaction that stores it, starts a new client, and
+// checks that the turn ends with exactly one reply, one ledger row and one
+// post.
+func TestTurnSurvivesWorkerKill(t *testing.T) {
+	ctx := context.Background()
+	// A database of its own, so no other test's jobs are in the queue.
+	pool := testdb.New(t)
+	llm := &fakeLLM{text: "Failover done.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 40, CompletionTokens: 8}}
+	e := New(Config{DB: pool, LLM: llm})
+	rp := &recordingReplier{}
+	w := NewTurnWorker(e, map[string]Replier{"slack": rp}, nil)
+
+	first := newTestRiverOn(t, pool, w)
+	stopped := make(chan error, 1)
+	var once sync.Once
+	e.afterModel = func(jobCtx context.Context) {
+		once.Do(func() {
+			// The process "dies" now: stop the client and cancel its jobs,
+			// then let this job run on into its cancelled context.
+			go func() { stopped <- first.StopAndCancel(context.Background()) }()
+			<-jobCtx.Done()
+		})
+	}
+	if err := first.Start(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	var user uuid.UUID
+	if err := pool.QueryRow(ctx, `INSERT INTO users (handle) VALUES ('oncall') RETURNING id`).Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	count := func(sql string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ledger := func() int { return count(`SELECT count(*) FROM usage_events WHERE user_id = $1`, user) }
+	ev := "Ev" + uuid.NewString()
+	args := TurnArgs{UserID: user, Text: "fail over db-2", Source: "slack",
+		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: ev}}
+	if !mustEnqueueOn(t, pool, first, ev, args) {
+		t.Fatalf("not enqueued")
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("StopAndCancel: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the job never reached the model")
+	}
+	if n := len(llm.calls()); n != 1 {
+		t.Fatalf("model calls before restart = %d, want 1", n)
+	}
+	if n := ledger() + count(`SELECT count(*) FROM messages WHERE turn_key = $1`, "slack:"+ev); n != 0 {
+		t.Fatalf("the killed attempt stored %d rows, want 0", n)
+	}
+
+	// River puts a job interrupted by shutdown back in the queue.
+	if n := count(`SELECT count(*) FROM river_job WHERE state = 'available'`); n != 1 {
+		t.Errorf("available jobs after the kill = %d, want 1", n)
+	}
+	// Restart: a new client picks the job up again.
+	second := newTestRiverOn(t, pool, w)
+	events, cancel := second.Subscribe(river.EventKindJobCompleted)
+	defer cancel()
+	if err := second.Start(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
+	select {
+	case ev := <-events:
+		if ev.Job.Kind != TurnKind {
+			t.Errorf("completed a %s job, want %s", ev.Job.Kind, TurnKind)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the job was not completed after the restart")
+	}
+	if n := len(llm.calls()); n != 2 {
+		t.Errorf("model calls = %d, want 2 (the killed attempt and the rerun)", n)
+	}
+	if n := ledger(); n != 1 {
+		t.Errorf("ledger rows = %d, want 1", n)
+	}
+	if n := count(`SELECT count(*) FROM messages WHERE turn_key = $1 AND role = 'assistant'`, "slack:"+ev); n != 1 {
+		t.Errorf("replies = %d, want 1", n)
+	}
+	if posts := rp.all(); len(posts) != 1 || posts[0].Text != "Failover done." {
+		t.Errorf("posts = %+v, want the reply once", posts)
+	}
+}
