@@ -35,6 +35,9 @@ type Deps struct {
 	Budgets *usage.Budgets
 	// Now is the clock for "the last N days"; nil is time.Now.
 	Now func() time.Time
+	// Engine answers POST /api/v1/conversations/{id}/messages; nil answers
+	// 503 (see send.go).
+	Engine Responder
 }
 
 // Server is the HTTP surface of opsbot.
@@ -48,6 +51,7 @@ type Server struct {
 	reports *usage.Reports
 	budgets *usage.Budgets
 	now     func() time.Time
+	engine  Responder
 }
 
 // New builds the server and its routes.
@@ -61,6 +65,7 @@ func New(d Deps) *Server {
 		reports: usage.NewReports(d.DB),
 		budgets: d.Budgets,
 		now:     d.Now,
+		engine:  d.Engine,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -156,6 +161,7 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/api/v1/conversations/{id}/archive", handler: s.archiveConversation},
 		{method: "POST", path: "/api/v1/conversations/{id}/unarchive", handler: s.unarchiveConversation},
 		{method: "GET", path: "/api/v1/conversations/{id}/messages", handler: s.listMessages},
+		{method: "POST", path: "/api/v1/conversations/{id}/messages", handler: s.sendMessage},
 
 		{method: "GET", path: "/api/v1/tokens/usage", handler: s.tokenUsage},
 		{method: "GET", path: "/api/v1/admin/usage", handler: s.requireAdmin(s.adminUsage)},
