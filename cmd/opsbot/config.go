@@ -18,6 +18,9 @@ type Config struct {
 	// GapsSchedule is when the weekly "questions the runbooks could not
 	// answer" report goes out (OPSBOT_GAPS_SCHEDULE; "off" disables it).
 	GapsSchedule string
+	// Usage configures budgets, the usage digest, auto-archive and
+	// retention (cmd/opsbot/usage.go).
+	Usage UsageConfig
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main).
@@ -34,6 +37,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if _, err := knowledge.ParseSchedule(c.GapsSchedule); err != nil {
 		return Config{}, fmt.Errorf("OPSBOT_GAPS_SCHEDULE: %w", err)
 	}
+	uc, err := loadUsageConfig(getenv, c.TimeZone)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Usage = uc
 	if lvl := getenv("OPSBOT_LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(lvl))); err != nil {
 			return Config{}, fmt.Errorf("OPSBOT_LOG_LEVEL: %w", err)

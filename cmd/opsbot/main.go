@@ -27,7 +27,7 @@ usage:
   opsbot token revoke ID
   opsbot runbooks sync DIR            index Markdown runbooks
   opsbot runbooks gaps                questions the runbooks could not answer
-  opsbot usage report [--days 30] [--tz Asia/Manila]
+  opsbot usage report [--days 30] [--tz Asia/Manila] [--user HANDLE]
 
 Configuration is read from the environment; see README.md.
 `
@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"migrate":  runMigrate,
 		"token":    runToken,
 		"runbooks": runRunbooks,
+		"usage":    runUsage,
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/apacops/opsbot/adapters/httpapi"
 	"github.com/apacops/opsbot/migrations"
+	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
 
@@ -35,12 +36,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(usage.NewQueueCollector(pool))
+	budgets := newBudgets(e.cfg.Usage, pool)
 
 	api := httpapi.New(httpapi.Deps{
 		Log:     e.log,
 		DB:      pool,
 		Users:   users.NewStore(pool, e.cfg.TimeZone),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Budgets: budgets,
 	})
 
 	ln, err := net.Listen("tcp", e.cfg.Addr)
