@@ -1,0 +1,70 @@
+package main
+
+// River in opsbot: one client per process, on the same Postgres pool, runs
+// every durable job — chat turns (bot.TurnWorker), usage digests,
+// auto-archive, retention and the runbook-gap report. River elects one leader
+// among the replicas and runs periodic jobs only there.
+//
+// To add work, in serve.go before newRiver is called:
+//
+//	river.AddWorker(workers, myWorker)              // a job kind this process runs
+//	periodic = append(periodic, river.NewPeriodicJob(schedule, ctor, opts))
+//
+// newRiver only builds the client; serve.go starts it after the HTTP
+// listener is up and stops it (letting running jobs finish) after HTTP has
+// drained. A client built with no workers can still insert jobs (InsertTx),
+// which is what commands that only enqueue need.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// riverMaxWorkers is how many jobs one process runs at once. Turns spend
+// their time waiting on the model, so this is well above the core count.
+const riverMaxWorkers = 32
+
+// riverStopGrace is how long running jobs get to finish on shutdown before
+// they are cancelled (and retried by another replica).
+const riverStopGrace = 20 * time.Second
+
+// newRiver builds the River client. workers may be nil for an insert-only
+// client; periodic jobs run on the elected leader only.
+func newRiver(pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, log *slog.Logger) (*river.Client[pgx.Tx], error) {
+	cfg := &river.Config{
+		Logger:       log,
+		PeriodicJobs: periodic,
+	}
+	if workers != nil {
+		cfg.Workers = workers
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverMaxWorkers}}
+	}
+	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return c, nil
+}
+
+// stopRiver lets running jobs finish for riverStopGrace, then cancels the
+// rest; River puts cancelled jobs back in the queue.
+func stopRiver(c *river.Client[pgx.Tx], log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), riverStopGrace)
+	defer cancel()
+	if err := c.Stop(ctx); err == nil {
+		return
+	}
+	log.Warn("jobs still running after the grace period; cancelling them")
+	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ccancel()
+	if err := c.StopAndCancel(cctx); err != nil {
+		log.Error("stop river", "error", err)
+	}
+}
