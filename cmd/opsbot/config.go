@@ -21,6 +21,8 @@ type Config struct {
 	// Usage configures budgets, the usage digest, auto-archive and
 	// retention (cmd/opsbot/usage.go).
 	Usage UsageConfig
+	// Engine configures the model, prices and redaction (engine.go).
+	Engine EngineConfig
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main).
@@ -42,6 +44,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	c.Usage = uc
+	ec, err := loadEngineConfig(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Engine = ec
 	if lvl := getenv("OPSBOT_LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(lvl))); err != nil {
 			return Config{}, fmt.Errorf("OPSBOT_LOG_LEVEL: %w", err)

@@ -11,8 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
 
 	"github.com/apacops/opsbot/adapters/httpapi"
+	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/migrations"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
@@ -38,6 +40,22 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(usage.NewQueueCollector(pool))
 	budgets := newBudgets(e.cfg.Usage, pool)
+	engine, err := newEngine(e.cfg.Engine, pool, engineDeps{budgets: budgets, metrics: bot.NewMetrics(reg)}, e.log)
+	if err != nil {
+		return err
+	}
+
+	// Durable work (river.go). Chat adapters put their bot.Replier in
+	// repliers under their platform name; other packages add workers and
+	// periodic jobs here, before newRiver.
+	repliers := map[string]bot.Replier{}
+	workers := river.NewWorkers()
+	var periodic []*river.PeriodicJob
+	river.AddWorker(workers, bot.NewTurnWorker(engine, repliers, e.log))
+	jobs, err := newRiver(pool, workers, periodic, e.log)
+	if err != nil {
+		return err
+	}
 
 	api := httpapi.New(httpapi.Deps{
 		Log:     e.log,
@@ -45,6 +63,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Users:   users.NewStore(pool, e.cfg.TimeZone),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Budgets: budgets,
+		Engine:  engine,
 	})
 
 	ln, err := net.Listen("tcp", e.cfg.Addr)
@@ -58,6 +77,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		// Handlers must not be cancelled by Shutdown: in-flight turns finish.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// River stops only after HTTP has drained (stopRiver), not when ctx ends.
+	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return fmt.Errorf("start river: %w", err)
+	}
+	defer stopRiver(jobs, e.log)
 	e.log.Info("opsbot serving", "addr", ln.Addr().String())
 	return serveUntilDone(ctx, e, srv, ln)
 }
