@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"serve":    runServe,
 		"migrate":  runMigrate,
 		"token":    runToken,
+		"chat":     runChat,
 		"runbooks": runRunbooks,
 		"usage":    runUsage,
 	}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+// clearModelEnv makes the test independent of the developer's environment.
+func clearModelEnv(t *testing.T) {
+	for _, k := range []string{"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPSBOT_MODEL", "AZURE_OPENAI_ENDPOINT",
+		"AZURE_OPENAI_API_VERSION", "AZURE_OPENAI_DEPLOYMENT", "OPSBOT_PRICES_FILE", "OPSBOT_STORE_RAW", "OPSBOT_MODEL_TIMEOUT"} {
+		t.Setenv(k, "")
+	}
+}
+
+// fakeStreamingOpenAI answers every chat completion with an SSE stream of
+// the given chunks and a usage chunk, like OpenAI with include_usage.
+func fakeStreamingOpenAI(t *testing.T, chunks []string, prompt, completion int) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, c := range chunks {
+			fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", c)
+		}
+		fmt.Fprint(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
+		fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n", prompt, completion, prompt+completion)
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1"
+}
+
+func countWhere(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := testPool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("count: %v", err)
+	}
+	return n
+}
+
+func TestChatWithModel(t *testing.T) {
+	clearModelEnv(t)
+	t.Setenv("OPENAI_BASE_URL", fakeStreamingOpenAI(t, []string{"Restart ", "it."}, 12, 3))
+	handle := "chatter-" + uuid.NewString()[:8]
+	stdin := "why is api-7 down?\n/usage\n/new\nand db-2?\n/archive\n/bogus\n/quit\n"
+	code, out, errOut := runCmd(t, stdin, "chat", "--user", handle)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr %s", code, errOut)
+	}
+	for _, want := range []string{
+		"opsbot chat as " + handle + ", gpt-4o-mini.",
+		"bot> Restart it.\n",
+		// 12 x 0.15 + 3 x 0.60 = 3.6 micro-USD, rounded to 4.
+		"(gpt-4o-mini · 12 in / 3 out tokens · $0.000004)",
+		"this conversation: 1 replies, 15 tokens (12 in, 3 out), $0.000004",
+		"last 30 days: 1 replies, 15 tokens, $0.000004",
+		"(new conversation)",
+		"(conversation archived; the next message starts a new one)",
+		"unknown command /bogus",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := countWhere(t, `SELECT count(*) FROM conversations c JOIN users u ON u.id = c.owner_id
+		WHERE u.handle = $1 AND c.source = 'console'`, handle); n != 2 {
+		t.Errorf("console conversations = %d, want 2", n)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM conversations c JOIN users u ON u.id = c.owner_id
+		WHERE u.handle = $1 AND c.archived_at IS NOT NULL`, handle); n != 1 {
+		t.Errorf("archived conversations = %d, want 1", n)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM usage_events e JOIN users u ON u.id = e.user_id
+		WHERE u.handle = $1 AND e.source = 'console' AND e.cost_micro_usd = 4`, handle); n != 2 {
+		t.Errorf("ledger rows = %d, want 2", n)
+	}
+}
+
+func TestChatWithoutModelAndResume(t *testing.T) {
+	clearModelEnv(t)
+	handle := "nomodel-" + uuid.NewString()[:8]
+	code, out, errOut := runCmd(t, "qqzx wibble frotz?\n", "chat", "--user", handle)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr %s", code, errOut)
+	}
+	if !strings.Contains(out, "no model (answers from runbooks)") || !strings.Contains(out, "No language model is configured") ||
+		!strings.Contains(out, "(none · 0 in / 0 out tokens · $0.00)") {
+		t.Errorf("output:\n%s", out)
+	}
+	var conv uuid.UUID
+	if err := testPool.QueryRow(context.Background(), `SELECT c.id FROM conversations c JOIN users u ON u.id = c.owner_id
+		WHERE u.handle = $1`, handle).Scan(&conv); err != nil {
+		t.Fatalf("conversation: %v", err)
+	}
+	code, out, _ = runCmd(t, "", "chat", "--user", handle, "--conversation", conv.String())
+	if code != 0 || !strings.Contains(out, `continuing "qqzx wibble frotz?" (2 messages)`) || !strings.Contains(out, "you> qqzx wibble frotz?") {
+		t.Errorf("resume: exit %d, output:\n%s", code, out)
+	}
+	if code, _, _ := runCmd(t, "", "chat", "--user", handle, "--conversation", "nope"); code != 2 {
+		t.Errorf("bad --conversation: exit %d, want 2", code)
+	}
+}
