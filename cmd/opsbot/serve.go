@@ -52,6 +52,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	workers := river.NewWorkers()
 	var periodic []*river.PeriodicJob
 	river.AddWorker(workers, bot.NewTurnWorker(engine, repliers, e.log))
+	// Reports (usage digest; the runbook gap report takes the same notifier).
+	notifier := newNotifier(e.cfg.Usage, e.log)
+	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
+	if err := usageJobs.AddWorkers(workers); err != nil {
+		return err
+	}
+	usagePeriodic, err := usageJobs.PeriodicJobs()
+	if err != nil {
+		return err
+	}
+	periodic = append(periodic, usagePeriodic...)
 	jobs, err := newRiver(pool, workers, periodic, e.log)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/apacops/opsbot/adapters/slack"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
@@ -81,6 +83,22 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 		return UsageConfig{}, errors.New("OPSBOT_DIGEST_SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not")
 	}
 	return c, nil
+}
+
+// newNotifier is where reports go: the Slack channel when one is
+// configured, else the log. The usage digest and the knowledge gap report
+// share it.
+func newNotifier(c UsageConfig, log *slog.Logger) usage.Notifier {
+	if c.DigestSlackChannel != "" {
+		return slack.NewNotifier(c.SlackBotToken, c.SlackAPIURL, c.DigestSlackChannel)
+	}
+	return usage.LogNotifier{Log: log}
+}
+
+// newUsageJobs builds the usage package's periodic jobs for the River client:
+// call AddWorkers on its workers and append PeriodicJobs to its config.
+func newUsageJobs(c UsageConfig, pool *pgxpool.Pool, n usage.Notifier, log *slog.Logger) *usage.Jobs {
+	return &usage.Jobs{DB: pool, Notifier: n, Log: log, Config: c.Jobs}
 }
 
 // newBudgets builds the budget keeper the engine admits turns with and the
