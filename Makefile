@@ -30,6 +30,13 @@ unit:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m $(PKGS)
 
+## test-browser: the /admin dashboard in headless Chromium (/usr/bin/chromium, playwright-core);
+## screenshot in test-results/dashboard.png
+test-browser:
+	$(GO) build -o bin/e2e-seedserver ./e2e/seedserver
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
+	cd e2e && SEEDSERVER=$(CURDIR)/bin/e2e-seedserver node --test dashboard.test.mjs
+
 migrate: build
 	./bin/opsbot migrate
 
