@@ -211,6 +211,7 @@ func (c *Client) request(req bot.Request) goopenai.ChatCompletionRequest {
 	r := goopenai.ChatCompletionRequest{Model: c.model, Messages: msgs}
 	if req.MaxTokens > 0 {
 		if c.compatible {
+			//lint:ignore SA1019 compatible servers (vLLM, Ollama) read max_tokens, not max_completion_tokens
 			r.MaxTokens = req.MaxTokens
 		} else {
 			r.MaxCompletionTokens = req.MaxTokens
