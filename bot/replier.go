@@ -18,3 +18,15 @@ type ReplierFunc func(ctx context.Context, t Turn, r Reply) (string, error)
 
 // Reply calls f.
 func (f ReplierFunc) Reply(ctx context.Context, t Turn, r Reply) (string, error) { return f(ctx, t, r) }
+
+// StreamingReplier is a Replier that can show an answer while the model
+// writes it (Slack chat.startStream, Teams streaming in 1:1 chats). Before a
+// fresh model call the turn worker calls Stream and feeds the returned
+// function every piece of the answer; it then calls Reply as usual, which
+// must finish (or, for a failure notice, replace) the streamed message of
+// that turn — adapters find it by Turn.Key. A turn already stored is never
+// streamed again.
+type StreamingReplier interface {
+	Replier
+	Stream(ctx context.Context, t Turn) (onDelta func(string), err error)
+}

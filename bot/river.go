@@ -117,7 +117,11 @@ func (w *TurnWorker) Work(ctx context.Context, job *river.Job[TurnArgs]) error {
 	if rp == nil {
 		return river.JobCancel(fmt.Errorf("no replier for platform %q", a.Platform))
 	}
-	rep, err := w.engine.Respond(ctx, t, nil)
+	onDelta, err := w.streamer(ctx, rp, t)
+	if err != nil {
+		return err
+	}
+	rep, err := w.engine.Respond(ctx, t, onDelta)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped or timed out mid-turn: nothing was stored, River
@@ -158,6 +162,31 @@ func (w *TurnWorker) Work(ctx context.Context, job *river.Job[TurnArgs]) error {
 			"message_id", rep.AssistantMessage.ID, "error", err)
 	}
 	return nil
+}
+
+// streamer opens a streamed reply when the Replier can stream and the turn
+// still needs the model; otherwise it returns nil.
+func (w *TurnWorker) streamer(ctx context.Context, rp Replier, t Turn) (func(string), error) {
+	sr, ok := rp.(StreamingReplier)
+	if !ok {
+		return nil, nil
+	}
+	if t.Key != "" {
+		_, stored, err := storedReply(ctx, w.engine.cfg.DB, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("turn %s: %w", t.Key, err)
+		}
+		if stored {
+			return nil, nil // replayed, not streamed: the answer may be out already
+		}
+	}
+	onDelta, err := sr.Stream(ctx, t)
+	if err != nil {
+		// Streaming is a nicety: answer in one piece instead.
+		w.log.WarnContext(ctx, "open streamed reply", "turn_key", t.Key, "error", err)
+		return nil, nil
+	}
+	return onDelta, nil
 }
 
 // userFacing reports whether err is an answer for the user rather than a

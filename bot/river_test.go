@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,5 +283,48 @@ func TestTurnSurvivesWorkerKill(t *testing.T) {
 	}
 	if posts := rp.all(); len(posts) != 1 || posts[0].Text != "Failover done." {
 		t.Errorf("posts = %+v, want the reply once", posts)
+	}
+}
+
+// streamingReplier records streamed pieces per turn, then the final post.
+type streamingReplier struct {
+	recordingReplier
+	streams int
+	pieces  []string
+}
+
+func (s *streamingReplier) Stream(ctx context.Context, t Turn) (func(string), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streams++
+	return func(d string) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.pieces = append(s.pieces, d)
+	}, nil
+}
+
+func TestTurnWorkerStreams(t *testing.T) {
+	llm := &fakeLLM{chunks: []string{"Check ", "the ", "queue."}, model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 5, CompletionTokens: 3}}
+	rp := &streamingReplier{recordingReplier: recordingReplier{fail: 1}}
+	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), map[string]Replier{"slack": rp}, nil)
+	args := TurnArgs{Platform: "slack", UserID: mustUser(t), Text: "lag?", Source: "slack", Key: "slack:Ev" + uuid.NewString(),
+		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}}
+	if err := workOnce(w, args, 1); err == nil {
+		t.Fatalf("attempt 1 succeeded though the final post failed")
+	}
+	if err := workOnce(w, args, 2); err != nil {
+		t.Fatalf("attempt 2: %v", err)
+	}
+	// The answer streamed once; the retry posted the stored reply without
+	// streaming it again.
+	if rp.streams != 1 || strings.Join(rp.pieces, "|") != "Check |the |queue." {
+		t.Errorf("streams %d, pieces %q; want one stream of the three pieces", rp.streams, rp.pieces)
+	}
+	if posts := rp.all(); len(posts) != 1 || posts[0].Text != "Check the queue." {
+		t.Errorf("posts = %+v, want the final reply once", posts)
+	}
+	if n := len(llm.calls()); n != 1 {
+		t.Errorf("model calls = %d, want 1", n)
 	}
 }
