@@ -120,13 +120,13 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 	outcome := "error"
 	defer func() { e.cfg.Metrics.turn(t.Source, outcome) }()
 
-	if err := conversations.ValidateContent(t.Text); err != nil {
+	if err := ValidateText(t.Text); err != nil {
 		outcome = "invalid"
 		return Reply{}, err
 	}
-	if t.UserID == uuid.Nil {
+	if err := validateTurn(t); err != nil {
 		outcome = "invalid"
-		return Reply{}, &conversations.ValidationError{Field: "user", Reason: "is required"}
+		return Reply{}, err
 	}
 	if t.Key != "" {
 		r, ok, err := storedReply(ctx, e.cfg.DB, t.Key)
@@ -265,6 +265,33 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 		}
 	}
 	return reply, nil
+}
+
+// ValidateText checks a message before anything is spent on it: not empty,
+// at most 16 KiB (*conversations.TooLargeError), valid UTF-8, and no NUL
+// characters, which PostgreSQL text refuses (better refused now than after
+// the model has been paid). Adapters may call it to refuse early.
+func ValidateText(text string) error {
+	if err := conversations.ValidateContent(text); err != nil {
+		return err
+	}
+	if strings.ContainsRune(text, 0) {
+		return &conversations.ValidationError{Field: "content", Reason: "must not contain NUL characters"}
+	}
+	return nil
+}
+
+// validateTurn checks the rest of a turn: a user and a known source.
+func validateTurn(t Turn) error {
+	switch {
+	case t.UserID == uuid.Nil:
+		return &conversations.ValidationError{Field: "user", Reason: "is required"}
+	}
+	switch t.Source {
+	case conversations.SourceAPI, conversations.SourceSlack, conversations.SourceTeams, conversations.SourceConsole:
+		return nil
+	}
+	return &conversations.ValidationError{Field: "source", Reason: "must be one of api, slack, teams, console"}
 }
 
 // conversation finds the turn's conversation: the named one (the user's

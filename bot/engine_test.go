@@ -175,6 +175,16 @@ func TestRespondRefusesBadInputBeforeTheModel(t *testing.T) {
 				var ve *conversations.ValidationError
 				return errors.As(err, &ve) && ve.Field == "user"
 			}},
+		{"NUL character", Turn{UserID: user, ConversationID: conv, Text: "a\x00b", Source: "api"},
+			func(err error) bool {
+				var ve *conversations.ValidationError
+				return errors.As(err, &ve) && ve.Field == "content"
+			}},
+		{"unknown source", Turn{UserID: user, ConversationID: conv, Text: "hi", Source: "email"},
+			func(err error) bool {
+				var ve *conversations.ValidationError
+				return errors.As(err, &ve) && ve.Field == "source"
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

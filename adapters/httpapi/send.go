@@ -97,7 +97,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if body.Content == nil {
 		return errInvalid("content", "is required")
 	}
-	if err := conversations.ValidateContent(*body.Content); err != nil {
+	if err := bot.ValidateText(*body.Content); err != nil {
 		return err
 	}
 	user := userFrom(r.Context())

@@ -280,6 +280,7 @@ func TestSendMessageErrors(t *testing.T) {
 		{name: "over 16 KiB", cfg: bot.Config{LLM: ok}, body: map[string]string{"content": strings.Repeat("x", 16*1024+1)}, want: 413},
 		{name: "empty content", cfg: bot.Config{LLM: ok}, body: map[string]string{"content": "   "}, want: 422, wantDetail: "content"},
 		{name: "no content", cfg: bot.Config{LLM: ok}, body: map[string]string{}, want: 422, wantDetail: "content"},
+		{name: "NUL character", cfg: bot.Config{LLM: ok}, body: map[string]string{"content": "a\x00b"}, want: 422, wantDetail: "NUL"},
 		{name: "malformed JSON", cfg: bot.Config{LLM: ok}, body: `{"content":`, want: 422},
 		{name: "budget used up", cfg: bot.Config{LLM: ok, Budget: refusingBudget{}}, body: map[string]string{"content": "hi"}, want: 402,
 			wantDetail: "$10.00"},
