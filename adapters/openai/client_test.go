@@ -2,6 +2,7 @@ package openai
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -94,5 +95,44 @@ func TestConfigured(t *testing.T) {
 		if !c.Configured() {
 			t.Errorf("%+v is not configured", c)
 		}
+	}
+}
+
+// A Retry-After longer than the call's remaining deadline is not waited
+// out: the user hears about the rate limit now.
+func TestRetryAfterBeyondDeadline(t *testing.T) {
+	f := newFakeOpenAI(t, step{status: 429, headers: map[string]string{"Retry-After": "120"}})
+	var sl sleeps
+	c := mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.Complete(ctx, bot.Request{Messages: []bot.ChatMessage{{Role: "user", Content: "x"}}}, nil)
+	var me *bot.ModelError
+	if !errors.As(err, &me) || me.Kind != bot.ModelRateLimited || me.RetryAfter != 120*time.Second || me.Status != 429 {
+		t.Fatalf("error = %#v, want rate_limited with Retry-After 120s", err)
+	}
+	if n := len(f.Requests()); n != 1 || len(sl.all()) != 0 {
+		t.Errorf("requests %d, waits %v; want 1 request and no wait", n, sl.all())
+	}
+}
+
+func TestBackoffIsCappedFullJitter(t *testing.T) {
+	c, err := New(Config{APIKey: "k", BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cfg.jitter = func() float64 { return 1 } // the ceiling itself
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
+	for attempt, w := range want {
+		if got := c.backoff(attempt); got != w {
+			t.Errorf("backoff(%d) = %v, want %v", attempt, got, w)
+		}
+	}
+	if got := c.backoff(100); got != time.Second {
+		t.Errorf("backoff(100) = %v, want the 1s cap", got)
+	}
+	c.cfg.jitter = func() float64 { return 0 }
+	if got := c.backoff(3); got != 0 {
+		t.Errorf("backoff with zero jitter = %v, want 0", got)
 	}
 }
