@@ -1,0 +1,55 @@
+package bot
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/apacops/opsbot/knowledge"
+	"github.com/apacops/opsbot/internal/testdb"
+)
+
+// The engine with the real runbook index: without a model it quotes the
+// matching runbook and cites it; a question no runbook answers is recorded
+// as a gap.
+func TestRespondWithRunbookIndex(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t) // its own index
+	dir := t.TempDir()
+	doc := "# Redis eviction storm\n\n## Stop the storm\n\nRaise `maxmemory` on the redis primary and restart the cache warmers one by one.\n"
+	if err := os.WriteFile(filepath.Join(dir, "redis-eviction.md"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ix := knowledge.New(pool, time.Now, knowledge.WithLogger(slog.New(slog.DiscardHandler)))
+	if _, err := ix.Sync(ctx, dir, nil); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	e := New(Config{DB: pool, Retriever: ix})
+	var user uuid.UUID
+	if err := pool.QueryRow(ctx, `INSERT INTO users (handle) VALUES ('rb') RETURNING id`).Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.Respond(ctx, Turn{UserID: user, Text: "redis eviction storm, how do I stop it?", Source: "console"}, nil)
+	if err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	if !strings.Contains(rep.Text, "maxmemory") || len(rep.Citations) == 0 || rep.Citations[0].Path != "redis-eviction.md" {
+		t.Errorf("answer %q, citations %+v; want a quote of the redis runbook, cited", rep.Text, rep.Citations)
+	}
+	if _, err := e.Respond(ctx, Turn{UserID: user, Text: "how do I renew the zebra licence?", Source: "console"}, nil); err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	var gaps int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM knowledge_gaps WHERE question LIKE '%zebra%'`).Scan(&gaps); err != nil {
+		t.Fatalf("gaps: %v", err)
+	}
+	if gaps != 1 {
+		t.Errorf("gaps recorded = %d, want 1", gaps)
+	}
+}
