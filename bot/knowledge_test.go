@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/internal/testdb"
+	"github.com/apacops/opsbot/knowledge"
 )
 
 // The engine with the real runbook index: without a model it quotes the
