@@ -1,6 +1,9 @@
 package bot
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 // Redaction replaces secrets people paste into chat (tokens, keys, passwords)
 // before the text goes to the model, to a log or, unless OPSBOT_STORE_RAW is
@@ -15,38 +18,44 @@ type redactRule struct {
 	keep int
 	// suffix is written after the marker (the "@" of user:pass@host).
 	suffix string
+	// hints are literals one of which every match contains; a text with
+	// none of them skips the regexp. They are matched against the
+	// lower-cased text.
+	hints []string
 }
 
 var redactRules = []redactRule{
 	// PEM private keys, including those inside service-account JSON where
 	// the newlines are written as \n.
-	{name: "private-key", re: regexp.MustCompile(`-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)-----END[A-Z ]*PRIVATE KEY-----`)},
-	{name: "gcp-private-key-id", re: regexp.MustCompile(`("private_key_id"\s*:\s*)"[0-9a-fA-F]{16,}"`), keep: 1},
-	{name: "slack-token", re: regexp.MustCompile(`\bxox[abposre]-[A-Za-z0-9-]{10,}`)},
-	{name: "slack-app-token", re: regexp.MustCompile(`\bxapp-\d-[A-Za-z0-9-]{10,}`)},
-	{name: "slack-webhook", re: regexp.MustCompile(`https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`)},
-	{name: "github-token", re: regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{30,}`)},
-	{name: "github-token", re: regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9_]{30,}`)},
-	{name: "aws-access-key", re: regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b`)},
-	{name: "aws-secret-key", re: regexp.MustCompile(`(?i)((?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?\s*[:=]\s*["']?)[A-Za-z0-9/+]{40}`), keep: 1},
-	{name: "gcp-api-key", re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
-	{name: "openai-key", re: regexp.MustCompile(`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`)},
-	{name: "opsbot-token", re: regexp.MustCompile(`\bopsbot_[A-Za-z0-9_-]{20,}`)},
-	{name: "jwt", re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}`)},
-	{name: "bearer-token", re: regexp.MustCompile(`(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{16,}=*`), keep: 1},
-	{name: "basic-auth", re: regexp.MustCompile(`(?i)(\bauthorization["']?\s*[:=]\s*["']?basic\s+)[A-Za-z0-9+/]{8,}={0,2}`), keep: 1},
+	{name: "private-key", re: regexp.MustCompile(`-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)-----END[A-Z ]*PRIVATE KEY-----`), hints: []string{"private key-----"}},
+	{name: "gcp-private-key-id", re: regexp.MustCompile(`("private_key_id"\s*:\s*)"[0-9a-fA-F]{16,}"`), keep: 1, hints: []string{`"private_key_id"`}},
+	{name: "slack-token", re: regexp.MustCompile(`\bxox[abposre]-[A-Za-z0-9-]{10,}`), hints: []string{"xox"}},
+	{name: "slack-app-token", re: regexp.MustCompile(`\bxapp-\d-[A-Za-z0-9-]{10,}`), hints: []string{"xapp-"}},
+	{name: "slack-webhook", re: regexp.MustCompile(`https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`), hints: []string{"hooks.slack.com/"}},
+	{name: "github-token", re: regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{30,}`), hints: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
+	{name: "github-token", re: regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9_]{30,}`), hints: []string{"github_pat_"}},
+	{name: "aws-access-key", re: regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b`), hints: []string{"akia", "asia", "abia", "acca"}},
+	{name: "aws-secret-key", re: regexp.MustCompile(`(?i)((?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?\s*[:=]\s*["']?)[A-Za-z0-9/+]{40}`), keep: 1, hints: []string{"secret"}},
+	{name: "gcp-api-key", re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`), hints: []string{"aiza"}},
+	{name: "openai-key", re: regexp.MustCompile(`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`), hints: []string{"sk-"}},
+	{name: "opsbot-token", re: regexp.MustCompile(`\bopsbot_[A-Za-z0-9_-]{20,}`), hints: []string{"opsbot_"}},
+	{name: "jwt", re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}`), hints: []string{"eyj"}},
+	{name: "bearer-token", re: regexp.MustCompile(`(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{16,}=*`), keep: 1, hints: []string{"bearer"}},
+	{name: "basic-auth", re: regexp.MustCompile(`(?i)(\bauthorization["']?\s*[:=]\s*["']?basic\s+)[A-Za-z0-9+/]{8,}={0,2}`), keep: 1, hints: []string{"basic"}},
 	// user:password@host in any URL (postgres://, mongodb+srv://, amqp://,
-	// https://). The user name stays; only the password goes.
-	{name: "password", re: regexp.MustCompile(`(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@`), keep: 1, suffix: "@"},
+	// https://). The user name stays; only the password goes. The match
+	// starts at "://" so that the search can look for that literal.
+	{name: "password", re: regexp.MustCompile(`(://[^\s:/@]*:)[^\s@/]+@`), keep: 1, suffix: "@", hints: []string{"://"}},
 	// password=... in key/value connection strings and configs.
-	{name: "password", re: regexp.MustCompile(`(?i)(\b(?:password|passwd|pwd|api_?key|access_?token|client_?secret)["']?\s*[:=]\s*["']?)[^\s"';&,]{4,}`), keep: 1},
+	{name: "password", re: regexp.MustCompile(`(?i)(\b(?:password|passwd|pwd|api_?key|access_?token|client_?secret)["']?\s*[:=]\s*["']?)[^\s"';&,]{4,}`), keep: 1, hints: []string{"pass", "pwd", "key", "token", "secret"}},
 }
 
 // Redact returns s with every secret it recognises replaced by a marker
 // naming its kind.
 func Redact(s string) string {
+	lower := strings.ToLower(s)
 	for _, r := range redactRules {
-		if !r.re.MatchString(s) {
+		if !containsAny(lower, r.hints) || !r.re.MatchString(s) {
 			continue
 		}
 		marker := "[REDACTED:" + r.name + "]" + r.suffix
@@ -60,4 +69,16 @@ func Redact(s string) string {
 		})
 	}
 	return s
+}
+
+func containsAny(s string, subs []string) bool {
+	if len(subs) == 0 {
+		return true
+	}
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
