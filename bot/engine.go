@@ -198,7 +198,6 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 	if e.afterModel != nil {
 		e.afterModel(ctx)
 	}
-	overheadStart := e.now()
 
 	meta, err := json.Marshal(messageMeta{Model: a.usage.Model, FinishReason: a.finishReason, LatencyMS: a.latency.Milliseconds(),
 		Estimated: a.usage.Estimated, PriceVersion: a.usage.PriceVersion, CachedTokens: a.usage.CachedTokens, Citations: a.citations})
@@ -257,7 +256,7 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 	settled = true
 	outcome = "answered"
 	e.cfg.Metrics.usage(a.usage)
-	e.cfg.Metrics.overhead(overheadStart.Sub(started) - a.latency + e.now().Sub(overheadStart))
+	e.cfg.Metrics.overhead(e.now().Sub(started) - a.latency)
 	if e.cfg.Retriever != nil && !answered {
 		if err := e.cfg.Retriever.RecordGap(ctx, modelText, t.UserID, conv.ID); err != nil {
 			e.cfg.Metrics.error("retrieval")
