@@ -45,9 +45,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	// Durable work (river.go). Chat adapters put their bot.Replier in
-	// repliers under their platform name; other packages add workers and
-	// periodic jobs here, before newRiver.
+	// Durable work (river.go). Other packages add workers and periodic jobs
+	// here, before newRiver. Chat adapters, which need the client (jobs) to
+	// enqueue turns with bot.Enqueue, are built after newRiver and put their
+	// bot.Replier in repliers under their platform name before jobs.Start.
 	repliers := map[string]bot.Replier{}
 	workers := river.NewWorkers()
 	var periodic []*river.PeriodicJob
