@@ -8,6 +8,8 @@
 --   usage_rollup_user_day  per user and UTC day: org-wide "by user" queries
 --                          (whole UTC days inside the range + 15-minute edges)
 --   usage_rollup_org_15m   per bucket, model, source: org-wide by day/model/source
+-- Their indexes carry the figures (INCLUDE), so summaries are index-only
+-- scans that never touch the heap pages scattered over a year of rows.
 
 CREATE TABLE usage_rollup_user_15m (
     user_id           uuid NOT NULL,
@@ -20,8 +22,10 @@ CREATE TABLE usage_rollup_user_15m (
     cached_tokens     bigint NOT NULL DEFAULT 0,
     cost_micro_usd    bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, bucket, model, source)
+        INCLUDE (events, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd)
 );
-CREATE INDEX usage_rollup_user_15m_bucket ON usage_rollup_user_15m (bucket);
+CREATE INDEX usage_rollup_user_15m_bucket ON usage_rollup_user_15m (bucket)
+    INCLUDE (user_id, events, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd);
 
 CREATE TABLE usage_rollup_user_day (
     user_id           uuid NOT NULL,
@@ -32,6 +36,7 @@ CREATE TABLE usage_rollup_user_day (
     cached_tokens     bigint NOT NULL DEFAULT 0,
     cost_micro_usd    bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (day, user_id)
+        INCLUDE (events, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd)
 );
 
 CREATE TABLE usage_rollup_org_15m (
@@ -44,6 +49,7 @@ CREATE TABLE usage_rollup_org_15m (
     cached_tokens     bigint NOT NULL DEFAULT 0,
     cost_micro_usd    bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (bucket, model, source)
+        INCLUDE (events, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd)
 );
 
 -- usage_bucket floors an instant to its 15-minute bucket (UTC-aligned, which
@@ -142,3 +148,7 @@ CREATE TABLE budget_warnings (
 
 -- The retention purge deletes messages by age.
 CREATE INDEX messages_created_at ON messages (created_at);
+
+-- A user's distinct conversations in a range, read from the index alone.
+DROP INDEX usage_events_user_time;
+CREATE INDEX usage_events_user_time ON usage_events (user_id, occurred_at) INCLUDE (conversation_id);
