@@ -109,6 +109,12 @@ func (ix *Index) Sync(ctx context.Context, dir string, progress func(done, total
 		}
 		st.Removed = gone
 	}
+	if len(st.Indexed) > 0 || len(st.Removed) > 0 {
+		// Search estimates how common each word is from these statistics.
+		if _, err := ix.db.Exec(ctx, `ANALYZE knowledge_sections`); err != nil {
+			return st, fmt.Errorf("analyze runbook sections: %w", err)
+		}
+	}
 	ix.log.InfoContext(ctx, "runbooks synced", "dir", dir, "indexed", len(st.Indexed),
 		"unchanged", st.Unchanged, "removed", len(st.Removed), "skipped", len(st.Skipped), "sections", st.Sections)
 	return st, nil

@@ -33,6 +33,10 @@ CREATE TABLE knowledge_sections (
                  ) STORED,
     UNIQUE (document_id, ord)
 );
+-- Keep tsv in the row (compressed) rather than in the TOAST table: ranking
+-- reads it for every candidate, and a TOAST fetch per read costs more than
+-- the ranking itself (measured: 20 ms -> 13 ms for 950 candidates).
+ALTER TABLE knowledge_sections ALTER COLUMN tsv SET STORAGE MAIN;
 CREATE INDEX knowledge_sections_tsv ON knowledge_sections USING gin (tsv);
 
 -- Questions no section answered above the threshold. The engine redacts them
