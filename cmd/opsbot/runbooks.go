@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -127,4 +129,24 @@ func runbooksGaps(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprint(e.stdout, rep.Text(loc))
 	return nil
+}
+
+// gapReportJobs registers the weekly "questions the runbooks could not
+// answer" worker on workers and returns its periodic job on
+// OPSBOT_GAPS_SCHEDULE (none when the schedule is off). The report goes
+// through n, the notifier the usage digest uses.
+func gapReportJobs(cfg Config, pool *pgxpool.Pool, n knowledge.Notifier, workers *river.Workers) ([]*river.PeriodicJob, error) {
+	loc, err := time.LoadLocation(cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("load time zone %q: %w", cfg.TimeZone, err)
+	}
+	river.AddWorker(workers, &knowledge.GapReportWorker{Index: knowledge.New(pool, time.Now), Notifier: n, Location: loc})
+	sched, err := knowledge.ParseSchedule(cfg.GapsSchedule)
+	if err != nil {
+		return nil, fmt.Errorf("OPSBOT_GAPS_SCHEDULE: %w", err)
+	}
+	if sched == nil {
+		return nil, nil
+	}
+	return []*river.PeriodicJob{knowledge.GapReportJob(sched)}, nil
 }

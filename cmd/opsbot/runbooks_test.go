@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
 
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/knowledge"
@@ -121,5 +124,65 @@ func TestRunbooksCommandLine(t *testing.T) {
 				t.Errorf("run %v = %d, stderr %q; want %d and %q", tt.args, code, errOut, tt.wantCode, tt.wantErr)
 			}
 		})
+	}
+}
+
+// textNotifier passes reports to the test.
+type textNotifier chan string
+
+func (n textNotifier) Notify(_ context.Context, text string) error {
+	n <- text
+	return nil
+}
+
+func TestGapReportJobsWiring(t *testing.T) {
+	pool := testdb.New(t)
+	tests := []struct {
+		schedule     string
+		wantPeriodic int
+	}{
+		{knowledge.DefaultGapSchedule, 1},
+		{"off", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.schedule, func(t *testing.T) {
+			cfg := Config{TimeZone: "Asia/Manila", GapsSchedule: tt.schedule}
+			got, err := gapReportJobs(cfg, pool, textNotifier(make(chan string)), river.NewWorkers())
+			if err != nil || len(got) != tt.wantPeriodic {
+				t.Errorf("gapReportJobs = %d periodic jobs, %v; want %d", len(got), err, tt.wantPeriodic)
+			}
+		})
+	}
+
+	// The worker it registers runs on the serve River client and delivers
+	// through the notifier.
+	ix := knowledge.New(pool, time.Now)
+	if err := ix.RecordGap(context.Background(), "Who approves firewall changes in Cebu?", uuid.Nil, uuid.Nil); err != nil {
+		t.Fatal(err)
+	}
+	reports := make(textNotifier, 1)
+	workers := river.NewWorkers()
+	if _, err := gapReportJobs(Config{TimeZone: "Asia/Manila", GapsSchedule: "off"}, pool, reports, workers); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	jobs, err := newRiver(pool, workers, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopRiver(jobs, log) })
+	if _, err := jobs.Insert(context.Background(), knowledge.GapReportArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case text := <-reports:
+		if !strings.Contains(text, "Who approves firewall changes in Cebu?") || !strings.Contains(text, "PST") {
+			t.Errorf("report = %q, want the Cebu question with Manila times", text)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no gap report within 30s")
 	}
 }

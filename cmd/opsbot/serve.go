@@ -64,6 +64,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	periodic = append(periodic, usagePeriodic...)
+	gapJobs, err := gapReportJobs(e.cfg, pool, notifier, workers)
+	if err != nil {
+		return err
+	}
+	periodic = append(periodic, gapJobs...)
 	jobs, err := newRiver(pool, workers, periodic, e.log)
 	if err != nil {
 		return err
