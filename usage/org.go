@@ -98,7 +98,11 @@ func (rp *Reports) orgByUser(ctx context.Context, r Range) ([]Row, error) {
 			UNION ALL
 			SELECT user_id, events, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd
 			FROM usage_rollup_user_15m
-			WHERE (bucket >= $1 AND bucket < $3) OR (bucket >= $4 AND bucket < $2)
+			WHERE bucket >= $1 AND bucket < $3
+			UNION ALL -- two plain ranges, not an OR, so both stay index-only scans
+			SELECT user_id, events, prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd
+			FROM usage_rollup_user_15m
+			WHERE bucket >= $4 AND bucket < $2
 		), s AS (
 			SELECT user_id, `+sumColumns+` FROM t GROUP BY user_id
 		)
