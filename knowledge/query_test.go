@@ -53,8 +53,8 @@ func TestSearchResultFields(t *testing.T) {
 	if r.Document != "TLS certificate renewal" {
 		t.Errorf("Document = %q, want %q", r.Document, "TLS certificate renewal")
 	}
-	if r.Section != "TLS certificate renewal > Renew with cert-manager" {
-		t.Errorf("Section = %q, want %q", r.Section, "TLS certificate renewal > Renew with cert-manager")
+	if r.Section != "Renew with cert-manager" {
+		t.Errorf("Section = %q, want %q", r.Section, "Renew with cert-manager")
 	}
 	if r.Path != "tls-certificate-renewal.md" {
 		t.Errorf("Path = %q, want tls-certificate-renewal.md", r.Path)
@@ -72,6 +72,15 @@ func TestSearchResultFields(t *testing.T) {
 		if res[i].Score > res[i-1].Score {
 			t.Errorf("result %d score %v above result %d score %v, want descending", i, res[i].Score, i-1, res[i-1].Score)
 		}
+	}
+	// A document's intro (text before its first subheading) is cited by the
+	// document title alone.
+	intro, err := ix.Search(context.Background(), "alb-pay-sg PayMongo ledger", 1)
+	if err != nil || len(intro) != 1 {
+		t.Fatalf("Search intro: %d results, %v", len(intro), err)
+	}
+	if intro[0].Section != intro[0].Document || intro[0].Document != "Payment gateway 5xx errors in ap-southeast-1" {
+		t.Errorf("intro cited as %q / %q, want the document title for both", intro[0].Document, intro[0].Section)
 	}
 	if res, err := ix.Search(context.Background(), "kubectl", 2); err != nil || len(res) != 2 {
 		t.Errorf("Search limit 2: got %d results (err %v), want 2", len(res), err)

@@ -17,7 +17,7 @@ import (
 // the section's full text (for the prompt or an extractive answer).
 type Result struct {
 	Document string  `json:"document"` // document title, e.g. "Database failover"
-	Section  string  `json:"section"`  // heading path, e.g. "Database failover > Promote the replica"
+	Section  string  `json:"section"`  // heading path below the title, e.g. "Failover > Promote the replica"; the intro section repeats Document
 	Path     string  `json:"path"`     // file path relative to the synced directory
 	Score    float64 `json:"score"`
 	Snippet  string  `json:"snippet"`
@@ -226,6 +226,7 @@ func (ix *Index) rank(ctx context.Context, all, cands []string, conjunction bool
 	var r Result
 	_, err = pgx.ForEachRow(rows, []any{&r.Document, &r.Section, &r.Path, &r.Score, &r.Snippet, &r.Content}, func() error {
 		r.Snippet = strings.Join(strings.Fields(r.Snippet), " ")
+		r.Section = strings.TrimPrefix(r.Section, r.Document+headingSep)
 		out = append(out, r)
 		return nil
 	})
