@@ -2,6 +2,7 @@ package knowledge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // maxGapQuestion bounds a stored gap question; the rest is cut.
@@ -16,7 +18,8 @@ const maxGapQuestion = 1000
 
 // RecordGap stores a question the runbooks could not answer (the engine calls
 // it when no section reached MinScore). The question must already be
-// redacted. uuid.Nil for the user or conversation stores no reference.
+// redacted. uuid.Nil for the user or conversation stores no reference, and
+// so does a user or conversation that no longer exists.
 func (ix *Index) RecordGap(ctx context.Context, question string, userID, conversationID uuid.UUID) error {
 	q := strings.Join(strings.Fields(strings.ToValidUTF8(strings.ReplaceAll(question, "\x00", " "), " ")), " ")
 	if len(q) > maxGapQuestion {
@@ -26,10 +29,17 @@ func (ix *Index) RecordGap(ctx context.Context, question string, userID, convers
 	if norm == "" {
 		return nil // nothing anyone could write a runbook for
 	}
-	_, err := ix.db.Exec(ctx, `
+	const insert = `
 		INSERT INTO knowledge_gaps (question, normalized, user_id, conversation_id, asked_at)
-		VALUES ($1, $2, $3, $4, $5)`,
-		q, norm, nullUUID(userID), nullUUID(conversationID), ix.now())
+		VALUES ($1, $2, $3, $4, $5)`
+	now := ix.now()
+	_, err := ix.db.Exec(ctx, insert, q, norm, nullUUID(userID), nullUUID(conversationID), now)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+		// The user or conversation is already gone (deleted meanwhile): the
+		// question is still a gap in the runbooks.
+		_, err = ix.db.Exec(ctx, insert, q, norm, nil, nil, now)
+	}
 	if err != nil {
 		return fmt.Errorf("record runbook gap: %w", err)
 	}

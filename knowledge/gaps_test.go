@@ -119,14 +119,20 @@ func TestGapReport(t *testing.T) {
 	}
 }
 
-func TestRecordGapBoundsQuestion(t *testing.T) {
+func TestRecordGapOddInput(t *testing.T) {
 	pool := testdb.New(t)
 	ix := knowledge.New(pool, func() time.Time { return fixedNow })
 	ctx := context.Background()
 	if err := ix.RecordGap(ctx, strings.Repeat("é", 5000)+"\x00\xff", uuid.Nil, uuid.Nil); err != nil {
 		t.Fatalf("RecordGap of a long, odd question: %v", err)
 	}
+	if err := ix.RecordGap(ctx, "Who owns the Jakarta edge routers?", uuid.New(), uuid.New()); err != nil {
+		t.Fatalf("RecordGap for a user and conversation that do not exist: %v", err)
+	}
 	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM knowledge_gaps WHERE user_id IS NULL AND conversation_id IS NULL`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("gaps without references = %d (%v), want 2", n, err)
+	}
 	if err := pool.QueryRow(ctx, `SELECT max(length(question)) FROM knowledge_gaps`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
