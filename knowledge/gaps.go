@@ -29,9 +29,13 @@ func (ix *Index) RecordGap(ctx context.Context, question string, userID, convers
 	if norm == "" {
 		return nil // nothing anyone could write a runbook for
 	}
+	// The grouping key is the question's stemmed words without stop words,
+	// in sorted order ("rotating the vault token" and "vault token
+	// rotation" meet), or the plain normalised text when nothing is left.
 	const insert = `
 		INSERT INTO knowledge_gaps (question, normalized, user_id, conversation_id, asked_at)
-		VALUES ($1, $2, $3, $4, $5)`
+		VALUES ($1, coalesce(nullif(array_to_string(tsvector_to_array(to_tsvector('english', $2)), ' '), ''), $2),
+		        $3, $4, $5)`
 	now := ix.now()
 	_, err := ix.db.Exec(ctx, insert, q, norm, nullUUID(userID), nullUUID(conversationID), now)
 	var pgErr *pgconn.PgError

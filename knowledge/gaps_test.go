@@ -55,6 +55,7 @@ func TestGapReport(t *testing.T) {
 		{8 * 24 * time.Hour, "How do I rotate the Vault root token?", alice},
 		{24 * time.Hour, "how do i rotate the vault root token", bob},
 		{time.Hour, "Hi opsbot, how do I rotate the vault root token??", bob},
+		{time.Hour, "Rotating the vault root token: how?", alice},
 		{time.Hour, "What is the SLA for the Jakarta region?", alice},
 		{time.Hour, "", alice},     // nothing to record
 		{time.Hour, " ?! ", alice}, // nothing to record
@@ -71,8 +72,8 @@ func TestGapReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Total != 5 {
-		t.Errorf("Total = %d, want 5", rep.Total)
+	if rep.Total != 6 {
+		t.Errorf("Total = %d, want 6", rep.Total)
 	}
 	if len(rep.Groups) != 3 {
 		t.Fatalf("got %d groups %+v, want 3", len(rep.Groups), rep.Groups)
@@ -82,7 +83,7 @@ func TestGapReport(t *testing.T) {
 		count    int
 		users    int
 	}{
-		{"Hi opsbot, how do I rotate the vault root token??", 3, 2},
+		{"Rotating the vault root token: how?", 4, 2},
 		{"Who owns redis-sg-07?", 1, 0},
 		{"What is the SLA for the Jakarta region?", 1, 1},
 	}
@@ -100,8 +101,8 @@ func TestGapReport(t *testing.T) {
 	text := rep.Text(sgt)
 	for _, want := range []string{
 		"Questions our runbooks could not answer",
-		"5 questions, 3 distinct",
-		`"Hi opsbot, how do I rotate the vault root token??" — asked 3× by 2 people`,
+		"6 questions, 3 distinct",
+		`"Rotating the vault root token: how?" — asked 4× by 2 people`,
 		`"Who owns redis-sg-07?" — asked 1×`,
 		"+08",
 	} {
