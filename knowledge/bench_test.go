@@ -79,6 +79,9 @@ func BenchmarkSearch50k(b *testing.B) {
 	}
 	recall := float64(hits) / float64(len(labelled))
 	b.Logf("recall@3 over %d sections: %.3f (%d/%d)", n, recall, hits, len(labelled))
+	if recall < 0.8 {
+		b.Errorf("recall@3 over %d sections = %.3f, want >= 0.8", n, recall)
+	}
 
 	b.Run("search", func(b *testing.B) {
 		lat := make([]time.Duration, 0, b.N)
