@@ -81,7 +81,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (err error) {
 }
 
 // Current reports whether the database has every embedded migration, for
-// readiness checks.
+// readiness checks. A schema newer than this binary counts as current:
+// migrations are forward-only and safe for the code before them, and during a
+// rolling deploy the migration Job runs before the old replicas are replaced;
+// they must stay ready (and able to restart) meanwhile.
 func Current(ctx context.Context, pool *pgxpool.Pool) error {
 	latest, err := Latest()
 	if err != nil {
@@ -92,7 +95,7 @@ func Current(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if v != latest {
+	if v < latest {
 		return fmt.Errorf("schema version %d, want %d", v, latest)
 	}
 	rm, err := rivermigrate.New(riverpgxv5.New(pool), nil)

@@ -79,3 +79,33 @@ func TestMigrateConcurrentlyAndTwice(t *testing.T) {
 		t.Errorf("advisory locks still held: %d", held)
 	}
 }
+
+// A replica of the previous release stays ready once the next release's
+// migrations have run; one whose migrations are missing is not.
+func TestCurrentAcceptsNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	latest, err := migrations.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		version int32
+		wantErr bool
+	}{
+		{"current", latest, false},
+		{"newer (next release migrated)", latest + 1, false},
+		{"older (migrate not run)", latest - 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := pool.Exec(ctx, "UPDATE schema_version SET version = $1", tt.version); err != nil {
+				t.Fatal(err)
+			}
+			if err := migrations.Current(ctx, pool); (err != nil) != tt.wantErr {
+				t.Errorf("Current at version %d: got %v, want error %v", tt.version, err, tt.wantErr)
+			}
+		})
+	}
+}
