@@ -5,6 +5,8 @@ package usage
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/bits"
 	"os"
 	"regexp"
 	"sort"
@@ -195,9 +197,10 @@ type Tokens struct {
 // Cost is the price of one call in micro-USD and whether the model was in
 // the table. Uncached prompt tokens are charged at the input rate, cached
 // prompt tokens at the cached rate and completion tokens at the output rate;
-// the sum is computed exactly in micro-USD x tokens and rounded once, half up,
-// to a whole micro-dollar. An unknown model costs 0 with known false: the
-// caller records it anyway and warns.
+// the sum is computed exactly in micro-USD x tokens (128-bit, so no price
+// file or token count can wrap it) and rounded once, half up, to a whole
+// micro-dollar; a cost beyond int64 saturates at math.MaxInt64. An unknown
+// model costs 0 with known false: the caller records it anyway and warns.
 func (p *Prices) Cost(model string, t Tokens) (micro int64, known bool) {
 	pr, ok := p.Lookup(model)
 	if !ok {
@@ -205,7 +208,25 @@ func (p *Prices) Cost(model string, t Tokens) (micro int64, known bool) {
 	}
 	cached := min(max(t.Cached, 0), max(t.Prompt, 0))
 	uncached := max(t.Prompt, 0) - cached
-	sum := int64(uncached)*pr.InputPerMTok + int64(cached)*pr.CachedInputPerMTok +
-		int64(max(t.Completion, 0))*pr.OutputPerMTok
-	return (sum + 500_000) / 1_000_000, true
+	var hi, lo uint64
+	add := func(a, b uint64) {
+		h, l := bits.Mul64(a, b)
+		var carry uint64
+		lo, carry = bits.Add64(lo, l, 0)
+		hi += h + carry
+	}
+	// Each product is below 2^126 and there are three of them plus the
+	// rounding half, so hi cannot overflow.
+	add(uint64(uncached), uint64(max(pr.InputPerMTok, 0)))
+	add(uint64(cached), uint64(max(pr.CachedInputPerMTok, 0)))
+	add(uint64(max(t.Completion, 0)), uint64(max(pr.OutputPerMTok, 0)))
+	add(1, 500_000)
+	if hi >= 1_000_000 { // the quotient would not fit in 64 bits
+		return math.MaxInt64, true
+	}
+	q, _ := bits.Div64(hi, lo, 1_000_000)
+	if q > math.MaxInt64 {
+		return math.MaxInt64, true
+	}
+	return int64(q), true
 }

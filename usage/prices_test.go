@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,6 +36,37 @@ func TestCost(t *testing.T) {
 			got, known := p.Cost(tt.model, tt.tokens)
 			if got != tt.want || known != tt.wantKnown {
 				t.Errorf("Cost(%q, %+v) = %d, %v; want %d, %v", tt.model, tt.tokens, got, known, tt.want, tt.wantKnown)
+			}
+		})
+	}
+}
+
+// Products beyond int64 (a mistyped price file, a server reporting absurd
+// token counts) are computed exactly or saturate; they never wrap around to
+// a small or negative cost.
+func TestCostDoesNotOverflow(t *testing.T) {
+	// $999,999,999.999999 per million tokens, the most a price file allows.
+	top := Price{InputPerMTok: 999_999_999_999_999, CachedInputPerMTok: 999_999_999_999_999, OutputPerMTok: 999_999_999_999_999}
+	p := NewPrices("test", map[string]Price{"m": top, "gpt-4o": {2_500_000, 1_250_000, 10_000_000}})
+	tests := []struct {
+		name   string
+		model  string
+		tokens Tokens
+		want   int64
+	}{
+		// 10,000 x 999,999,999.999999 USD/Mtok = 9,999,999,999,999.99 micro-USD,
+		// rounded up; the micro-USD x tokens product (~1e19) is past int64.
+		{"exact past int64 in the middle", "m", Tokens{Completion: 10_000}, 10_000_000_000_000},
+		// 2^42 prompt tokens at $2.50/Mtok: 2^42 x 2,500,000 / 1e6.
+		{"huge token count, sane price", "gpt-4o", Tokens{Prompt: 1 << 42}, 10_995_116_277_760},
+		{"saturates: quotient past int64", "m", Tokens{Completion: 10_000_000_000}, math.MaxInt64},
+		{"saturates: quotient past 64 bits", "m", Tokens{Prompt: 1 << 40, Completion: 1 << 40}, math.MaxInt64},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, known := p.Cost(tt.model, tt.tokens)
+			if got != tt.want || !known {
+				t.Errorf("Cost(%q, %+v) = %d, %v; want %d, true", tt.model, tt.tokens, got, known, tt.want)
 			}
 		})
 	}
