@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -27,6 +28,22 @@ type LogNotifier struct{ Log *slog.Logger }
 func (n LogNotifier) Notify(ctx context.Context, text string) error {
 	n.Log.InfoContext(ctx, "report (no chat channel configured)", "report", text)
 	return nil
+}
+
+// Notifiers delivers each report to every notifier in turn. A failure is
+// returned (joined) after all were tried, so the job retries; the retry may
+// repeat the report where it did arrive.
+type Notifiers []Notifier
+
+// Notify implements Notifier.
+func (ns Notifiers) Notify(ctx context.Context, text string) error {
+	var errs []error
+	for _, n := range ns {
+		if err := n.Notify(ctx, text); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Default schedules, in the configured zone (prefixed with CRON_TZ=).

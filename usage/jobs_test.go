@@ -406,3 +406,14 @@ func TestPanickingJobDoesNotStopOthers(t *testing.T) {
 	}
 	waitFor(t, "a second digest after the panic", func() bool { return notifier.count() == 2 })
 }
+
+func TestNotifiersTriesAll(t *testing.T) {
+	down, up := &countingNotifier{fail: 1}, &countingNotifier{}
+	err := Notifiers{down, up}.Notify(context.Background(), "digest")
+	if err == nil || !strings.Contains(err.Error(), "chat is down") {
+		t.Errorf("got %v, want the failure reported", err)
+	}
+	if up.count() != 1 {
+		t.Errorf("the working notifier got %d reports, want 1", up.count())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/adapters/slack"
+	"github.com/apacops/opsbot/adapters/teams"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
@@ -31,6 +33,11 @@ type UsageConfig struct {
 	DigestSlackChannel string
 	SlackBotToken      string // SLACK_BOT_TOKEN
 	SlackAPIURL        string // SLACK_API_URL
+	// Teams: reports also go to this conversation when both are set
+	// (OPSBOT_DIGEST_TEAMS_SERVICE_URL, OPSBOT_DIGEST_TEAMS_CONVERSATION_ID),
+	// as the bot (TEAMS_APP_ID, TEAMS_APP_PASSWORD, TEAMS_TENANT_ID or
+	// TEAMS_TOKEN_URL).
+	Teams teams.NotifierConfig
 	// TurnEstimateMicroUSD is what a turn reserves against a budget until
 	// its cost is known (OPSBOT_BUDGET_TURN_ESTIMATE_USD, default 0.05).
 	TurnEstimateMicroUSD int64
@@ -49,9 +56,16 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 			ArchiveSchedule:   getenv("OPSBOT_AUTO_ARCHIVE_SCHEDULE"),
 			RetentionSchedule: getenv("OPSBOT_RETENTION_SCHEDULE"),
 		},
-		DigestSlackChannel:   getenv("OPSBOT_DIGEST_SLACK_CHANNEL"),
-		SlackBotToken:        getenv("SLACK_BOT_TOKEN"),
-		SlackAPIURL:          getenv("SLACK_API_URL"),
+		DigestSlackChannel: getenv("OPSBOT_DIGEST_SLACK_CHANNEL"),
+		SlackBotToken:      getenv("SLACK_BOT_TOKEN"),
+		SlackAPIURL:        getenv("SLACK_API_URL"),
+		Teams: teams.NotifierConfig{
+			AppID:          getenv("TEAMS_APP_ID"),
+			AppPassword:    getenv("TEAMS_APP_PASSWORD"),
+			TokenURL:       getenv("TEAMS_TOKEN_URL"),
+			ServiceURL:     getenv("OPSBOT_DIGEST_TEAMS_SERVICE_URL"),
+			ConversationID: getenv("OPSBOT_DIGEST_TEAMS_CONVERSATION_ID"),
+		},
 		TurnEstimateMicroUSD: usage.DefaultTurnEstimate,
 	}
 	days := func(name string, def int) (int, error) {
@@ -82,17 +96,38 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 	if c.DigestSlackChannel != "" && c.SlackBotToken == "" {
 		return UsageConfig{}, errors.New("OPSBOT_DIGEST_SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not")
 	}
+	if (c.Teams.ServiceURL == "") != (c.Teams.ConversationID == "") {
+		return UsageConfig{}, errors.New("OPSBOT_DIGEST_TEAMS_SERVICE_URL and OPSBOT_DIGEST_TEAMS_CONVERSATION_ID go together")
+	}
+	if c.Teams.ConversationID != "" {
+		if c.Teams.TokenURL == "" && getenv("TEAMS_TENANT_ID") != "" {
+			c.Teams.TokenURL = "https://login.microsoftonline.com/" + url.PathEscape(getenv("TEAMS_TENANT_ID")) + "/oauth2/v2.0/token"
+		}
+		if c.Teams.AppID == "" || c.Teams.AppPassword == "" || c.Teams.TokenURL == "" {
+			return UsageConfig{}, errors.New("the Teams digest needs TEAMS_APP_ID, TEAMS_APP_PASSWORD and TEAMS_TENANT_ID (or TEAMS_TOKEN_URL)")
+		}
+	}
 	return c, nil
 }
 
-// newNotifier is where reports go: the Slack channel when one is
-// configured, else the log. The usage digest and the knowledge gap report
+// newNotifier is where reports go: the Slack channel and/or the Teams
+// conversation configured, else the log. The usage digest and the knowledge gap report
 // share it.
 func newNotifier(c UsageConfig, log *slog.Logger) usage.Notifier {
+	var ns usage.Notifiers
 	if c.DigestSlackChannel != "" {
-		return slack.NewNotifier(c.SlackBotToken, c.SlackAPIURL, c.DigestSlackChannel)
+		ns = append(ns, slack.NewNotifier(c.SlackBotToken, c.SlackAPIURL, c.DigestSlackChannel))
 	}
-	return usage.LogNotifier{Log: log}
+	if c.Teams.ConversationID != "" {
+		ns = append(ns, teams.NewNotifier(c.Teams))
+	}
+	switch len(ns) {
+	case 0:
+		return usage.LogNotifier{Log: log}
+	case 1:
+		return ns[0]
+	}
+	return ns
 }
 
 // newUsageJobs builds the usage package's periodic jobs for the River client:

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +81,11 @@ func TestUsageConfig(t *testing.T) {
 		{"bad retention", map[string]string{"OPSBOT_RETENTION_DAYS": "-5"}, "OPSBOT_RETENTION_DAYS"},
 		{"channel without token", map[string]string{"OPSBOT_DIGEST_SLACK_CHANNEL": "C1"}, "SLACK_BOT_TOKEN"},
 		{"bad estimate", map[string]string{"OPSBOT_BUDGET_TURN_ESTIMATE_USD": "0"}, "OPSBOT_BUDGET_TURN_ESTIMATE_USD"},
+		{"teams half", map[string]string{"OPSBOT_DIGEST_TEAMS_CONVERSATION_ID": "19:x"}, "go together"},
+		{"teams without app", map[string]string{"OPSBOT_DIGEST_TEAMS_CONVERSATION_ID": "19:x",
+			"OPSBOT_DIGEST_TEAMS_SERVICE_URL": "https://smba.trafficmanager.net/apac/"}, "TEAMS_APP_ID"},
+		{"teams", map[string]string{"OPSBOT_DIGEST_TEAMS_CONVERSATION_ID": "19:x", "TEAMS_APP_ID": "a", "TEAMS_APP_PASSWORD": "p",
+			"TEAMS_TENANT_ID": "t", "OPSBOT_DIGEST_TEAMS_SERVICE_URL": "https://smba.trafficmanager.net/apac/"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +101,37 @@ func TestUsageConfig(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("got %v, want an error naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewNotifier(t *testing.T) {
+	env := map[string]string{"OPSBOT_DIGEST_SLACK_CHANNEL": "C1", "SLACK_BOT_TOKEN": "xoxb-1",
+		"OPSBOT_DIGEST_TEAMS_CONVERSATION_ID": "19:x", "OPSBOT_DIGEST_TEAMS_SERVICE_URL": "https://smba.example/",
+		"TEAMS_APP_ID": "a", "TEAMS_APP_PASSWORD": "p", "TEAMS_TENANT_ID": "t"}
+	tests := []struct {
+		name string
+		keys []string
+		want string
+	}{
+		{"nothing configured", nil, "usage.LogNotifier"},
+		{"slack", []string{"OPSBOT_DIGEST_SLACK_CHANNEL", "SLACK_BOT_TOKEN"}, "*slack.Notifier"},
+		{"both", slices.Collect(maps.Keys(env)), "usage.Notifiers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadUsageConfig(func(k string) string {
+				if slices.Contains(tt.keys, k) {
+					return env[k]
+				}
+				return ""
+			}, "UTC")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%T", newNotifier(c, slog.New(slog.DiscardHandler))); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
 	}
