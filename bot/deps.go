@@ -28,9 +28,10 @@ type Retriever interface {
 
 // answerJudge is implemented by retrievers that know when their best hit is
 // good enough to count as an answer (*knowledge.Index does); otherwise any
-// hit counts.
+// hit counts. MinScore is that bar.
 type answerJudge interface {
 	Answered(results []knowledge.Result) bool
+	MinScore() float64
 }
 
 // Budget bounds spend. Admit is asked before the model is called and refuses

@@ -335,6 +335,24 @@ type answer struct {
 	latency      time.Duration
 }
 
+// nearMisses keeps the hits of an unanswered question that still score at
+// least half the answer bar: without a model, a natural question ("how do I
+// free space on /var?") often scores just under it while its section is the
+// right one, and quoting it with a caveat beats quoting nothing.
+func (e *Engine) nearMisses(hits []knowledge.Result) []knowledge.Result {
+	j, ok := e.cfg.Retriever.(answerJudge)
+	if !ok {
+		return nil
+	}
+	var out []knowledge.Result
+	for _, h := range hits {
+		if h.Score >= j.MinScore()/2 {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // maxAnswerBytes bounds a stored answer (the store takes up to 64 KiB).
 const maxAnswerBytes = 4*conversations.MaxContentBytes - 64
 
@@ -342,9 +360,9 @@ func (e *Engine) answer(ctx context.Context, history []conversations.Message, hi
 	text string, onDelta func(string)) (answer, error) {
 	if e.cfg.LLM == nil {
 		if !answered {
-			hits = nil
+			hits = e.nearMisses(hits)
 		}
-		out, cites := extractiveAnswer(hits)
+		out, cites := extractiveAnswer(hits, !answered)
 		if onDelta != nil {
 			onDelta(out)
 		}

@@ -53,3 +53,44 @@ func TestRespondWithRunbookIndex(t *testing.T) {
 		t.Errorf("gaps recorded = %d, want 1", gaps)
 	}
 }
+
+// A newcomer's natural question against the shipped sample runbooks, with no
+// model: even when the best section scores under the answer bar, it is
+// quoted (with a caveat) rather than nothing, and the question is still
+// recorded as a gap.
+func TestRespondQuotesNearMissWithoutModel(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	ix := knowledge.New(pool, time.Now, knowledge.WithLogger(slog.New(slog.DiscardHandler)))
+	if _, err := ix.Sync(ctx, "../docs/runbooks", nil); err != nil {
+		t.Fatalf("sync sample runbooks: %v", err)
+	}
+	e := New(Config{DB: pool, Retriever: ix})
+	var user uuid.UUID
+	if err := pool.QueryRow(ctx, `INSERT INTO users (handle) VALUES ('newcomer') RETURNING id`).Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	const q = "How do I free space on /var?"
+	hits, err := ix.Search(ctx, q, 3)
+	if err != nil || len(hits) == 0 {
+		t.Fatalf("search: %v %v", hits, err)
+	}
+	rep, err := e.Respond(ctx, Turn{UserID: user, Text: q, Source: "console"}, nil)
+	if err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	if len(rep.Citations) == 0 || rep.Citations[0].Path != "disk-full.md" {
+		t.Fatalf("citations %+v, want disk-full.md first; answer %q", rep.Citations, rep.Text)
+	}
+	wantCaveat := !ix.Answered(hits)
+	if got := strings.Contains(rep.Text, "no runbook clearly answers this"); got != wantCaveat {
+		t.Errorf("caveat shown = %v, want %v (top score %.3f, bar %.3f)", got, wantCaveat, hits[0].Score, ix.MinScore())
+	}
+	var gaps int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM knowledge_gaps`).Scan(&gaps); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]int{true: 1, false: 0}[wantCaveat]; gaps != want {
+		t.Errorf("gaps = %d, want %d", gaps, want)
+	}
+}

@@ -126,13 +126,18 @@ const NoModelMessage = "No language model is configured for opsbot, and no runbo
 	"or add a runbook with `opsbot runbooks sync`."
 
 // extractiveAnswer answers without a model by quoting the best runbook
-// sections, numbered like model citations.
-func extractiveAnswer(hits []knowledge.Result) (string, []Citation) {
+// sections, numbered like model citations. weak says the sections fall short
+// of an answer, which the reply admits.
+func extractiveAnswer(hits []knowledge.Result, weak bool) (string, []Citation) {
 	if len(hits) == 0 {
 		return NoModelMessage, []Citation{}
 	}
 	var b strings.Builder
-	b.WriteString("No language model is configured, so here is what the runbooks say (quoting runbooks):\n")
+	if weak {
+		b.WriteString("No language model is configured and no runbook clearly answers this; these are the closest sections (quoting runbooks):\n")
+	} else {
+		b.WriteString("No language model is configured, so here is what the runbooks say (quoting runbooks):\n")
+	}
 	cites := make([]Citation, 0, len(hits))
 	for i, h := range hits {
 		title := h.Document
