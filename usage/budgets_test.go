@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/apacops/opsbot/internal/testdb"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -22,8 +25,18 @@ func mustSetBudgets(tb testing.TB, b *Budgets, cs ...BudgetChange) {
 	}
 	tb.Cleanup(func() {
 		// The org budget is package-wide state: remove it after the test.
-		_, _ = testPool.Exec(context.Background(), `DELETE FROM budgets WHERE user_id IS NULL`)
+		_, _ = b.db.Exec(context.Background(), `DELETE FROM budgets WHERE user_id IS NULL`)
 	})
+}
+
+// mustUserIn creates a user in db.
+func mustUserIn(tb testing.TB, db DBTX, handle string) uuid.UUID {
+	tb.Helper()
+	var id uuid.UUID
+	if err := db.QueryRow(context.Background(), `INSERT INTO users (handle) VALUES ($1) RETURNING id`, handle).Scan(&id); err != nil {
+		tb.Fatalf("create user: %v", err)
+	}
+	return id
 }
 
 // turn is what the engine does around one model call.
@@ -32,7 +45,7 @@ func turn(ctx context.Context, b *Budgets, user uuid.UUID, cost int64, at time.T
 	if err != nil {
 		return a, err
 	}
-	err = pgx.BeginFunc(ctx, testPool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
 		if err := Record(ctx, tx, Event{UserID: user, Source: "api", Model: "gpt-4o", CostMicroUSD: cost, OccurredAt: at}); err != nil {
 			return err
 		}
@@ -50,76 +63,107 @@ func TestAdmitNoBudget(t *testing.T) {
 	}
 }
 
-// TestAdmitConcurrentBoundary runs 50 turns at once against a user budget
-// that has room for about four: the overshoot is at most one turn.
+// TestAdmitConcurrentBoundary runs 50 turns at once against a budget that
+// has room for about four: the overshoot is at most one turn. The user case
+// runs one user's turns under the user's lock; the org case spreads the
+// turns over five users under the org lock.
 func TestAdmitConcurrentBoundary(t *testing.T) {
-	ctx := context.Background()
 	sgt, _ := time.LoadLocation("Asia/Singapore")
-	now := time.Date(2026, 11, 20, 12, 0, 0, 0, sgt)
 	const (
 		limit    = 1_000_000 // $1
 		turnCost = 12_345
 		estimate = 20_000
 		prespent = 955_000
 	)
-	user := mustUser(t, "boundary-"+uuid.NewString()[:8])
-	b := NewBudgets(testPool, BudgetOptions{Location: sgt, TurnEstimate: estimate, Now: func() time.Time { return now }})
-	mustSetBudgets(t, b, BudgetChange{UserID: user, Limit: ptr(int64(limit))})
-	if _, err := turn(ctx, b, user, prespent, now.Add(-time.Hour)); err != nil {
-		t.Fatalf("first turn: %v", err)
+	tests := []struct {
+		scope string
+		users int
+	}{
+		{ScopeUser, 1},
+		{ScopeOrg, 5},
 	}
+	for _, tt := range tests {
+		t.Run(tt.scope, func(t *testing.T) {
+			ctx := context.Background()
+			now := time.Date(2026, 11, 20, 12, 0, 0, 0, sgt)
+			db := testdb.New(t) // the org's spend is the whole database's
+			var users []uuid.UUID
+			for range tt.users {
+				users = append(users, mustUserIn(t, db, uuid.NewString()))
+			}
+			b := NewBudgets(db, BudgetOptions{Location: sgt, TurnEstimate: estimate, Now: func() time.Time { return now }})
+			if tt.scope == ScopeUser {
+				mustSetBudgets(t, b, BudgetChange{UserID: users[0], Limit: ptr(int64(limit))})
+			} else {
+				mustSetBudgets(t, b, BudgetChange{Limit: ptr(int64(limit))})
+			}
+			if _, err := turn(ctx, b, users[0], prespent, now.Add(-time.Hour)); err != nil {
+				t.Fatalf("first turn: %v", err)
+			}
 
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	admitted, refused, warned := 0, 0, 0
-	var other []error
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a, err := turn(ctx, b, user, turnCost, now)
-			mu.Lock()
-			defer mu.Unlock()
-			var be *BudgetExceededError
-			switch {
-			case errors.As(err, &be):
-				refused++
-			case err != nil:
-				other = append(other, err)
-			default:
-				admitted++
-				if a.Warning != "" {
-					warned++
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			admitted, refused := 0, 0
+			warned := map[uuid.UUID]int{}
+			var other []error
+			for i := range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					user := users[i%len(users)]
+					a, err := turn(ctx, b, user, turnCost, now)
+					mu.Lock()
+					defer mu.Unlock()
+					var be *BudgetExceededError
+					switch {
+					case errors.As(err, &be):
+						refused++
+						if be.Scope != tt.scope {
+							other = append(other, fmt.Errorf("refused by the %s budget, want %s", be.Scope, tt.scope))
+						}
+					case err != nil:
+						other = append(other, err)
+					default:
+						admitted++
+						if a.Warning != "" {
+							warned[user]++
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if len(other) > 0 {
+				t.Fatalf("unexpected errors: %v", other)
+			}
+			var spent int64
+			if err := db.QueryRow(ctx, `SELECT sum(cost_micro_usd) FROM usage_events`).Scan(&spent); err != nil {
+				t.Fatal(err)
+			}
+			if over := spent - limit; over > turnCost {
+				t.Errorf("spent %d against a limit of %d: overshoot %d, want at most one turn (%d)", spent, limit, over, turnCost)
+			}
+			if spent < limit-estimate {
+				t.Errorf("spent %d: want the budget used up to within one estimate of %d", spent, limit)
+			}
+			if admitted == 0 || refused == 0 || admitted+refused != 50 {
+				t.Errorf("admitted %d, refused %d: want both and 50 in all", admitted, refused)
+			}
+			for u, n := range warned {
+				if n != 1 {
+					t.Errorf("user %s warned %d times, want once", u, n)
 				}
 			}
-		}()
-	}
-	wg.Wait()
-	if len(other) > 0 {
-		t.Fatalf("unexpected errors: %v", other)
-	}
-	var spent int64
-	if err := testPool.QueryRow(ctx, `SELECT sum(cost_micro_usd) FROM usage_events WHERE user_id = $1`, user).Scan(&spent); err != nil {
-		t.Fatal(err)
-	}
-	if over := spent - limit; over > turnCost {
-		t.Errorf("spent %d against a limit of %d: overshoot %d, want at most one turn (%d)", spent, limit, over, turnCost)
-	}
-	if spent < limit-estimate {
-		t.Errorf("spent %d: want the budget used up to within one estimate of %d", spent, limit)
-	}
-	if admitted == 0 || refused == 0 || admitted+refused != 50 {
-		t.Errorf("admitted %d, refused %d: want both and 50 in all", admitted, refused)
-	}
-	if warned != 1 {
-		t.Errorf("warnings given: got %d, want exactly 1", warned)
-	}
-	var live int
-	if err := testPool.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE user_id = $1`, user).Scan(&live); err != nil {
-		t.Fatal(err)
-	}
-	if live != 0 {
-		t.Errorf("reservations left: got %d, want 0", live)
+			if len(warned) == 0 {
+				t.Error("nobody was warned at 80%")
+			}
+			var live int
+			if err := db.QueryRow(ctx, `SELECT count(*) FROM budget_reservations`).Scan(&live); err != nil {
+				t.Fatal(err)
+			}
+			if live != 0 {
+				t.Errorf("reservations left: got %d, want 0", live)
+			}
+		})
 	}
 }
 
@@ -216,11 +260,9 @@ func TestReservationsExpireAndCancel(t *testing.T) {
 func TestOrgBudgetAndList(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 9, 15, 3, 0, 0, 0, time.UTC)
-	alice := mustUser(t, "org-a-"+uuid.NewString()[:8])
-	bob := mustUser(t, "org-b-"+uuid.NewString()[:8])
-	b := NewBudgets(testPool, BudgetOptions{TurnEstimate: 1, Now: func() time.Time { return now }})
-	// The org's month so far includes other tests' rows from other months
-	// only, so September 2026 starts empty.
+	db := testdb.New(t) // an org of its own
+	alice, bob := mustUserIn(t, db, "alice"), mustUserIn(t, db, "bob")
+	b := NewBudgets(db, BudgetOptions{TurnEstimate: 1, Now: func() time.Time { return now }})
 	mustSetBudgets(t, b, BudgetChange{Limit: ptr(int64(5000))}, BudgetChange{UserID: alice, Limit: ptr(int64(100_000))})
 	if _, err := turn(ctx, b, alice, 3000, now); err != nil {
 		t.Fatal(err)

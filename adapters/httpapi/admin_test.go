@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"log/slog"
 	"net/http"
@@ -10,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/usage"
+	"github.com/apacops/opsbot/users"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -60,14 +65,39 @@ func TestAdminRefusesNonAdmins(t *testing.T) {
 	}
 }
 
+// newOrgAPI is a server on a database of its own, for tests of org-wide
+// figures, and a function that makes users (with a token) in it.
+func newOrgAPI(tb testing.TB, adjust ...func(*Deps)) (*testAPI, *pgxpool.Pool, func(handle string, admin bool) (users.User, string)) {
+	tb.Helper()
+	db := testdb.New(tb)
+	store := users.NewStore(db, "Asia/Singapore")
+	a := newTestAPI(tb, append([]func(*Deps){func(d *Deps) { d.DB, d.Users = db, store }}, adjust...)...)
+	mk := func(handle string, admin bool) (users.User, string) {
+		role := users.RoleUser
+		if admin {
+			role = users.RoleAdmin
+		}
+		u, err := store.Ensure(context.Background(), handle, role)
+		if err != nil {
+			tb.Fatalf("ensure %s: %v", handle, err)
+		}
+		_, secret, err := store.CreateToken(context.Background(), u.ID, "test")
+		if err != nil {
+			tb.Fatalf("token for %s: %v", handle, err)
+		}
+		return u, secret
+	}
+	return a, db, mk
+}
+
 func TestAdminUsage(t *testing.T) {
-	a := newTestAPI(t)
-	admin, tok := mustToken(t, "admin-usage", true)
-	ann, _ := mustToken(t, "=ann", false) // a handle a spreadsheet would run
+	a, db, mk := newOrgAPI(t)
+	admin, tok := mk("admin-usage", true)
+	ann, _ := mk("=ann", false) // a handle a spreadsheet would run
 	// Sydney, 2026-10-04 is the 23-hour day DST starts on.
-	mustLedger(t, ann.ID, mustTime(t, "2026-10-03T14:00:00Z"), "gpt-4o", 10, 1, 3000)    // 00:00 4 Oct
-	mustLedger(t, ann.ID, mustTime(t, "2026-10-04T12:59:59Z"), "gpt-4o-mini", 10, 1, 20) // 23:59:59 4 Oct
-	mustLedger(t, admin.ID, mustTime(t, "2026-10-04T13:00:00Z"), "gpt-4o", 1, 1, 500)    // 00:00 5 Oct
+	mustLedger(t, db, ann.ID, mustTime(t, "2026-10-03T14:00:00Z"), "gpt-4o", 10, 1, 3000)    // 00:00 4 Oct
+	mustLedger(t, db, ann.ID, mustTime(t, "2026-10-04T12:59:59Z"), "gpt-4o-mini", 10, 1, 20) // 23:59:59 4 Oct
+	mustLedger(t, db, admin.ID, mustTime(t, "2026-10-04T13:00:00Z"), "gpt-4o", 1, 1, 500)    // 00:00 5 Oct
 	const rng = "&start=2026-10-04&end=2026-10-05&tz=Australia/Sydney"
 
 	t.Run("by user", func(t *testing.T) {
@@ -151,13 +181,15 @@ func TestAdminUsage(t *testing.T) {
 func TestAdminBudgets(t *testing.T) {
 	sgt, _ := time.LoadLocation("Asia/Singapore")
 	now := mustTime(t, "2026-08-20T04:00:00Z")
-	b := usage.NewBudgets(testPool, usage.BudgetOptions{Location: sgt, Now: func() time.Time { return now }})
-	a := newTestAPI(t, func(d *Deps) { d.Budgets = b })
-	_, tok := mustToken(t, "admin-budgets", true)
-	bea, _ := mustToken(t, "bea-budget", false)
-	cal, _ := mustToken(t, "cal-budget", false)
-	mustLedger(t, bea.ID, mustTime(t, "2026-08-01T00:00:00Z"), "gpt-4o", 1, 1, 2_500_000)
-	t.Cleanup(func() { _ = b.Set(t.Context(), []usage.BudgetChange{{}}) })
+	var b *usage.Budgets
+	a, db, mk := newOrgAPI(t, func(d *Deps) {
+		b = usage.NewBudgets(d.DB, usage.BudgetOptions{Location: sgt, Now: func() time.Time { return now }})
+		d.Budgets = b
+	})
+	_, tok := mk("admin-budgets", true)
+	bea, _ := mk("bea-budget", false)
+	cal, _ := mk("cal-budget", false)
+	mustLedger(t, db, bea.ID, mustTime(t, "2026-08-01T00:00:00Z"), "gpt-4o", 1, 1, 2_500_000)
 
 	var got budgetsJSON
 	a.mustDo("PUT", "/api/v1/admin/budgets", tok, `{"org":{"limit_usd":500},"users":[

@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/users"
 )
 
 // mustLedger inserts a usage_events row for user at the instant at.
-func mustLedger(tb testing.TB, user uuid.UUID, at time.Time, model string, prompt, completion, costMicro int64) {
+func mustLedger(tb testing.TB, db *pgxpool.Pool, user uuid.UUID, at time.Time, model string, prompt, completion, costMicro int64) {
 	tb.Helper()
-	_, err := testPool.Exec(context.Background(), `
+	_, err := db.Exec(context.Background(), `
 		INSERT INTO usage_events (user_id, source, model, prompt_tokens, completion_tokens, cost_micro_usd, occurred_at)
 		VALUES ($1, 'api', $2, $3, $4, $5, $6)`, user, model, prompt, completion, costMicro, at)
 	if err != nil {
@@ -50,14 +51,14 @@ func sumDaily(days []dayJSON) totalsJSON {
 func TestTokenUsage(t *testing.T) {
 	now := mustTime(t, "2026-03-10T12:00:00Z")
 	a := newTestAPI(t, func(d *Deps) { d.Now = func() time.Time { return now } })
-	u, tok := mustToken(t, "usage-kolkata", false)
+	u, tok := mustToken(t, "usage-kolkata-"+uuid.NewString()[:8], false)
 	if err := users.NewStore(testPool, "UTC").SetTimeZone(context.Background(), u.ID, "Asia/Kolkata"); err != nil {
 		t.Fatal(err)
 	}
 	// 18:29:59 UTC is 23:59:59 in Kolkata; 18:30 is the next local day.
-	mustLedger(t, u.ID, mustTime(t, "2026-03-08T18:29:59Z"), "gpt-4o", 100, 10, 1_500_000)
-	mustLedger(t, u.ID, mustTime(t, "2026-03-08T18:30:00Z"), "gpt-4o-mini", 50, 5, 250)
-	mustLedger(t, u.ID, mustTime(t, "2026-03-10T12:00:00Z"), "gpt-4o-mini", 1, 1, 1)
+	mustLedger(t, testPool, u.ID, mustTime(t, "2026-03-08T18:29:59Z"), "gpt-4o", 100, 10, 1_500_000)
+	mustLedger(t, testPool, u.ID, mustTime(t, "2026-03-08T18:30:00Z"), "gpt-4o-mini", 50, 5, 250)
+	mustLedger(t, testPool, u.ID, mustTime(t, "2026-03-10T12:00:00Z"), "gpt-4o-mini", 1, 1, 1)
 
 	tests := []struct {
 		name      string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,12 +12,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/apacops/opsbot/internal/testdb"
 )
 
 func TestUsageReport(t *testing.T) {
 	ctx := context.Background()
+	db, dbURL := testdb.NewWithURL(t) // org-wide figures: a database of its own
 	var ann uuid.UUID
-	if err := testPool.QueryRow(ctx, `INSERT INTO users (handle, time_zone) VALUES ('report-ann', 'Asia/Kathmandu') RETURNING id`).Scan(&ann); err != nil {
+	if err := db.QueryRow(ctx, `INSERT INTO users (handle, time_zone) VALUES ('report-ann', 'Asia/Kathmandu') RETURNING id`).Scan(&ann); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []struct {
@@ -27,7 +31,7 @@ func TestUsageReport(t *testing.T) {
 		{"2025-06-01T18:15:00Z", 10},        // 00:00 2 June
 	} {
 		at, _ := time.Parse(time.RFC3339, r.at)
-		if _, err := testPool.Exec(ctx, `INSERT INTO usage_events (user_id, source, model, prompt_tokens, completion_tokens, cost_micro_usd, occurred_at)
+		if _, err := db.Exec(ctx, `INSERT INTO usage_events (user_id, source, model, prompt_tokens, completion_tokens, cost_micro_usd, occurred_at)
 			VALUES ($1, 'slack', 'gpt-4o', 1000, 200, $2, $3)`, ann, r.cost, at); err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +58,10 @@ func TestUsageReport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out, errOut := runCmd(t, "", append([]string{"usage", "report"}, tt.args...)...)
+			t.Setenv("DATABASE_URL", dbURL)
+			var stdout, stderr bytes.Buffer
+			code := run(ctx, append([]string{"usage", "report"}, tt.args...), strings.NewReader(""), &stdout, &stderr)
+			out, errOut := stdout.String(), stderr.String()
 			if code != tt.wantN {
 				t.Fatalf("exit %d, want %d; stderr %s", code, tt.wantN, errOut)
 			}
