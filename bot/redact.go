@@ -18,6 +18,9 @@ type redactRule struct {
 	keep int
 	// suffix is written after the marker (the "@" of user:pass@host).
 	suffix string
+	// quoted means submatch keep+1 is the secret value, possibly in quotes,
+	// which stay around the marker.
+	quoted bool
 	// hints are literals one of which every match contains; a text with
 	// none of them skips the regexp. They are matched against the
 	// lower-cased text.
@@ -27,7 +30,13 @@ type redactRule struct {
 var redactRules = []redactRule{
 	// PEM private keys, including those inside service-account JSON where
 	// the newlines are written as \n.
-	{name: "private-key", re: regexp.MustCompile(`-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)-----END[A-Z ]*PRIVATE KEY-----`), hints: []string{"private key-----"}},
+	{name: "private-key", re: regexp.MustCompile(`-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----`), hints: []string{"private key"}},
+	// A key pasted without its END line (cut off by the sender or a chat
+	// client): the header lines and base64 lines after BEGIN, written with
+	// newlines, \n escapes or spaces. A body line is a header ("Proc-Type:
+	// 4,ENCRYPTED"), a base64 run of 16 or more, or a padded tail; prose after
+	// the key stops the match.
+	{name: "private-key", re: regexp.MustCompile(`-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----(?:(?:\s|\\[rn])+(?:[A-Za-z0-9-]+: ?[^\s\\]+|[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]*={1,2}))*`), hints: []string{"private key"}},
 	{name: "gcp-private-key-id", re: regexp.MustCompile(`("private_key_id"\s*:\s*)"[0-9a-fA-F]{16,}"`), keep: 1, hints: []string{`"private_key_id"`}},
 	{name: "slack-token", re: regexp.MustCompile(`\bxox[abposre]-[A-Za-z0-9-]{10,}`), hints: []string{"xox"}},
 	{name: "slack-app-token", re: regexp.MustCompile(`\bxapp-\d-[A-Za-z0-9-]{10,}`), hints: []string{"xapp-"}},
@@ -46,9 +55,19 @@ var redactRules = []redactRule{
 	// https://). The user name stays; only the password goes. The match
 	// starts at "://" so that the search can look for that literal.
 	{name: "password", re: regexp.MustCompile(`(://[^\s:/@]*:)[^\s@/]+@`), keep: 1, suffix: "@", hints: []string{"://"}},
-	// password=... in key/value connection strings and configs.
-	{name: "password", re: regexp.MustCompile(`(?i)(\b(?:password|passwd|pwd|api_?key|access_?token|client_?secret)["']?\s*[:=]\s*["']?)[^\s"';&,]{4,}`), keep: 1, hints: []string{"pass", "pwd", "key", "token", "secret"}},
+	// password=... in key/value connection strings, configs and env files.
+	// The name is matched inside longer keys too (DB_PASSWORD, PGPASSWORD,
+	// MYSQL_PWD, X-Api-Key); a quoted value is redacted up to its closing
+	// quote, spaces and all.
+	{name: "password", re: regexp.MustCompile(`(?i)(` + secretKeyNames + `["']?\s*[:=]\s*)("[^"\n]{4,}"|'[^'\n]{4,}'|["']?[^\s"';&,]{4,})`),
+		keep: 1, quoted: true, hints: secretKeyHints},
 }
+
+// secretKeyNames are the key names whose values are secrets in key/value
+// text; secretKeyHints are literals one of which each contains.
+const secretKeyNames = `(?:password|passwd|pwd|api[_-]?key|secret_?key|access_?token|auth_?token|client_?secret)`
+
+var secretKeyHints = []string{"pass", "pwd", "key", "token", "secret"}
 
 // Redact returns s with every secret it recognises replaced by a marker
 // naming its kind.
@@ -65,10 +84,26 @@ func Redact(s string) string {
 		}
 		s = r.re.ReplaceAllStringFunc(s, func(m string) string {
 			sub := r.re.FindStringSubmatch(m)
+			if r.quoted {
+				return sub[r.keep] + requote(sub[r.keep+1], marker)
+			}
 			return sub[r.keep] + marker
 		})
 	}
 	return s
+}
+
+// requote puts marker in the place of value, keeping the quotes value had:
+// "secret" becomes "marker", an unclosed "secret becomes "marker.
+func requote(value, marker string) string {
+	if value == "" || (value[0] != '"' && value[0] != '\'') {
+		return marker
+	}
+	q := value[:1]
+	if len(value) > 1 && strings.HasSuffix(value, q) {
+		return q + marker + q
+	}
+	return q + marker
 }
 
 func containsAny(s string, subs []string) bool {
