@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -112,7 +113,7 @@ func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	}
 	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("parse DATABASE_URL: %s", parseReason(err))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -123,4 +124,17 @@ func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connect to database %s: %w", pc.ConnConfig.Host, err)
 	}
 	return pool, nil
+}
+
+// parseReason is why a connection string did not parse, without the string:
+// pgx quotes it with the password masked only on a best-effort basis
+// ("postgres://app:p@ss@db" comes out as "app:xxxxx@ss@db"), and the
+// command prints the error. The error is not wrapped, for the same reason
+// (pgconn.ParseConfigError carries the string).
+func parseReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		return msg[i+len("`: "):]
+	}
+	return "not a valid connection string"
 }

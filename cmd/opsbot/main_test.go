@@ -46,3 +46,32 @@ func TestUsageAndUnknownCommand(t *testing.T) {
 		t.Errorf("token create without --user: got %d, want 2", code)
 	}
 }
+
+// A connection string that does not parse is reported without its password,
+// however mangled the string is.
+func TestBadDatabaseURLNeverPrintsThePassword(t *testing.T) {
+	urls := map[string]string{
+		"unescaped @ in password": "postgres://app:p@ss-w0rd@db/app?sslmode=bogus",
+		"bad percent escape":      "postgres://app:s3cr%zzet@db/app",
+		"bad port":                "postgres://app:s3cr3t-pw@db:notaport/app",
+		"key/value":               "host=db password=s3cr3t-pw sslmode=bogus",
+	}
+	for name, u := range urls {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("DATABASE_URL", u)
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"migrate"}, strings.NewReader(""), &out, &errb)
+			if code == 0 {
+				t.Fatalf("migrate with %q succeeded", u)
+			}
+			for _, secret := range []string{"ss-w0rd", "s3cr", "s3cr3t-pw"} {
+				if strings.Contains(errb.String()+out.String(), secret) {
+					t.Errorf("output %q contains the password", errb.String())
+				}
+			}
+			if !strings.Contains(errb.String(), "parse DATABASE_URL: ") {
+				t.Errorf("output %q does not say what is wrong", errb.String())
+			}
+		})
+	}
+}
