@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -346,9 +347,20 @@ func retryable(e *bot.ModelError) bool {
 func (c *Client) String() string {
 	switch {
 	case c.cfg.AzureEndpoint != "":
-		return fmt.Sprintf("azure-openai %s deployment=%s api-version=%s", c.cfg.AzureEndpoint, c.cfg.AzureDeployment, c.cfg.AzureAPIVersion)
+		return fmt.Sprintf("azure-openai %s deployment=%s api-version=%s", logURL(c.cfg.AzureEndpoint), c.cfg.AzureDeployment, c.cfg.AzureAPIVersion)
 	case c.cfg.BaseURL != "":
-		return fmt.Sprintf("openai-compatible %s model=%s", c.cfg.BaseURL, c.model)
+		return fmt.Sprintf("openai-compatible %s model=%s", logURL(c.cfg.BaseURL), c.model)
 	}
 	return "openai model=" + c.model
+}
+
+// logURL is a configured URL fit for a log: scheme, host and path only, since
+// a self-hosted server's URL may carry credentials (https://user:pass@host,
+// ?api-key=...).
+func logURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparseable URL)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

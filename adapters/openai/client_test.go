@@ -66,6 +66,11 @@ func TestParseRetryAfter(t *testing.T) {
 		{"ms wins", map[string]string{"Retry-After": "7", "Retry-After-Ms": "250"}, 250 * time.Millisecond},
 		{"date in the past", map[string]string{"Retry-After": now.Add(-time.Minute).Format(http.TimeFormat)}, 0},
 		{"garbage", map[string]string{"Retry-After": "soon"}, 0},
+		{"absurd seconds are capped", map[string]string{"Retry-After": "1e300"}, 24 * time.Hour},
+		{"infinity is capped", map[string]string{"Retry-After": "Inf"}, 24 * time.Hour},
+		{"NaN is ignored", map[string]string{"Retry-After": "NaN"}, 0},
+		{"absurd ms are capped", map[string]string{"Retry-After-Ms": "1e300"}, 24 * time.Hour},
+		{"far-future date is capped", map[string]string{"Retry-After": now.AddDate(5, 0, 0).Format(http.TimeFormat)}, 24 * time.Hour},
 		{"absent", nil, 0},
 	}
 	for _, tt := range tests {
@@ -134,5 +139,30 @@ func TestBackoffIsCappedFullJitter(t *testing.T) {
 	c.cfg.jitter = func() float64 { return 0 }
 	if got := c.backoff(3); got != 0 {
 		t.Errorf("backoff with zero jitter = %v, want 0", got)
+	}
+}
+
+// The provider description goes to the log at start-up: no key, no URL
+// credentials.
+func TestStringHasNoSecrets(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{APIKey: "sk-secret-key-0123456789abcdef"}, "openai model=gpt-4o-mini"},
+		{Config{APIKey: "sk-secret-key-0123456789abcdef", BaseURL: "https://llm:hunter2hunter2@vllm.internal:8000/v1?api-key=qwerty123456"},
+			"openai-compatible https://vllm.internal:8000/v1 model=gpt-4o-mini"},
+		{Config{APIKey: "azure-secret-key", AzureEndpoint: "https://ops.openai.azure.com/?sig=abcdef123456", AzureDeployment: "mini", AzureAPIVersion: "2024-10-21"},
+			"azure-openai https://ops.openai.azure.com/ deployment=mini api-version=2024-10-21"},
+		{Config{BaseURL: "://bad"}, "openai-compatible (unparseable URL) model=gpt-4o-mini"},
+	}
+	for _, tt := range tests {
+		c, err := New(tt.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
 	}
 }

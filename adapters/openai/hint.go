@@ -41,12 +41,18 @@ func (d *hintingDoer) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// maxRetryAfterHint bounds a provider's Retry-After before it becomes a
+// time.Duration: "1e300" or "Inf" would otherwise overflow to a negative
+// wait, which means retrying at once.
+const maxRetryAfterHint = 24 * time.Hour
+
 // parseRetryAfter reads retry-after-ms (Azure, OpenAI) or Retry-After in
-// seconds or as an HTTP date; 0 when absent or unreadable.
+// seconds or as an HTTP date; 0 when absent or unreadable, at most
+// maxRetryAfterHint.
 func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("Retry-After-Ms"); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+			return floatDuration(ms, time.Millisecond)
 		}
 	}
 	v := h.Get("Retry-After")
@@ -54,15 +60,23 @@ func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 		return 0
 	}
 	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
+		if !(s > 0) { // also NaN
 			return 0
 		}
-		return time.Duration(s * float64(time.Second))
+		return floatDuration(s, time.Second)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxRetryAfterHint)
 		}
 	}
 	return 0
+}
+
+// floatDuration is n units (n > 0), capped at maxRetryAfterHint.
+func floatDuration(n float64, unit time.Duration) time.Duration {
+	if n >= float64(maxRetryAfterHint/unit) {
+		return maxRetryAfterHint
+	}
+	return time.Duration(n * float64(unit))
 }
