@@ -32,8 +32,12 @@ import (
 const riverMaxWorkers = 32
 
 // riverStopGrace is how long running jobs get to finish on shutdown before
-// they are cancelled (and retried by another replica).
-const riverStopGrace = 20 * time.Second
+// they are cancelled (and retried by another replica); riverCancelWait is how
+// long the cancelled ones get to return.
+const (
+	riverStopGrace  = 20 * time.Second
+	riverCancelWait = 5 * time.Second
+)
 
 // newRiver builds the River client. workers may be nil for an insert-only
 // client; periodic jobs run on the elected leader only.
@@ -62,7 +66,7 @@ func stopRiver(c *river.Client[pgx.Tx], log *slog.Logger) {
 		return
 	}
 	log.Warn("jobs still running after the grace period; cancelling them")
-	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	cctx, ccancel := context.WithTimeout(context.Background(), riverCancelWait)
 	defer ccancel()
 	if err := c.StopAndCancel(cctx); err != nil {
 		log.Error("stop river", "error", err)

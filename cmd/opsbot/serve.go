@@ -94,15 +94,31 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		// Handlers must not be cancelled by Shutdown: in-flight turns finish.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	// River stops only after HTTP has drained (stopRiver), not when ctx ends.
+	// River's jobs are not cancelled by ctx: on SIGTERM they drain (stopRiver)
+	// side by side with HTTP, so the whole shutdown takes at most
+	// shutdownBudget, which the pod's grace period must cover. Inserting jobs
+	// (InsertTx) still works while River stops.
 	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return fmt.Errorf("start river: %w", err)
 	}
-	defer stopRiver(jobs, e.log)
+	done, stop := context.WithCancel(ctx)
+	riverStopped := make(chan struct{})
+	go func() {
+		defer close(riverStopped)
+		<-done.Done()
+		stopRiver(jobs, e.log)
+	}()
 	e.log.Info("opsbot serving", "addr", ln.Addr().String())
-	return serveUntilDone(ctx, e, srv, ln)
+	err = serveUntilDone(ctx, e, srv, ln)
+	stop() // also when serving failed before any signal
+	<-riverStopped
+	return err
 }
+
+// shutdownBudget is the longest a SIGTERM'd serve takes to exit: HTTP and
+// River drain at the same time.
+const shutdownBudget = max(shutdownGrace, riverStopGrace+riverCancelWait)
 
 // serveUntilDone serves until ctx ends (SIGTERM), then lets in-flight
 // requests finish within shutdownGrace.

@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -68,9 +71,11 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	if _, err := pw.Write([]byte(`{"title":`)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let the server start reading the body
+	time.Sleep(100 * time.Millisecond) // let the server accept the connection
 	cancel()
-	time.Sleep(100 * time.Millisecond) // shutdown has begun; the request is still open
+	// Finish the body only once shutdown has begun (the listener is closed),
+	// so the request is really in flight at SIGTERM.
+	waitRefused(t, addr)
 	if _, err := pw.Write([]byte(`"in flight"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +97,21 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	}
 }
 
+// waitRefused waits until nothing accepts connections on addr.
+func waitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("server still accepting connections after shutdown began")
+}
+
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -106,4 +126,23 @@ func waitHealthy(t *testing.T, base string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("server did not become healthy")
+}
+
+// A SIGTERM'd replica must finish draining before Kubernetes kills it: a
+// turn killed mid-job waits for River's stuck-job rescue (an hour) instead
+// of being retried at once.
+func TestShutdownFitsThePodGracePeriod(t *testing.T) {
+	b, err := os.ReadFile("../../manifests/kubernetes/opsbot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`terminationGracePeriodSeconds:\s*(\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no terminationGracePeriodSeconds in the manifest")
+	}
+	secs, _ := strconv.Atoi(string(m[1]))
+	// A few seconds stay for the readiness probe to notice and the pool to close.
+	if grace := time.Duration(secs) * time.Second; shutdownBudget+5*time.Second > grace {
+		t.Errorf("shutdown takes up to %v (+5s slack), the pod gets %v", shutdownBudget, grace)
+	}
 }
