@@ -107,7 +107,8 @@ func (e *Engine) HasModel() bool { return e.cfg.LLM != nil }
 // runbook sections, fits them into the context window, calls the model
 // (streaming pieces to onDelta when it is not nil) and stores the user
 // message, the assistant message, one usage ledger row and the budget
-// settlement in one transaction.
+// settlement in one transaction, together with the conversation itself when
+// the turn starts one.
 //
 // A turn whose Key is already stored returns the stored reply (Replayed) and
 // records nothing; onDelta then gets the whole text once. Errors: a
@@ -141,7 +142,7 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 			return r, nil
 		}
 	}
-	conv, err := e.conversation(ctx, t)
+	conv, newConv, err := e.conversation(ctx, t)
 	if err != nil {
 		var ve *conversations.ValidationError
 		if errors.As(err, &ve) {
@@ -178,10 +179,13 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 		}()
 	}
 
-	history, err := conversations.NewStore(e.cfg.DB).Recent(ctx, conv.ID, e.cfg.HistoryMessages)
-	if err != nil {
-		e.cfg.Metrics.error("store")
-		return Reply{}, err
+	var history []conversations.Message
+	if newConv == nil {
+		history, err = conversations.NewStore(e.cfg.DB).Recent(ctx, conv.ID, e.cfg.HistoryMessages)
+		if err != nil {
+			e.cfg.Metrics.error("store")
+			return Reply{}, err
+		}
 	}
 	hits, answered := e.retrieve(ctx, modelText)
 
@@ -207,6 +211,13 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 	reply := Reply{Text: a.text, Citations: a.citations, Usage: a.usage, Notice: adm.Warning}
 	err = pgx.BeginFunc(ctx, e.cfg.DB, func(tx pgx.Tx) error {
 		s := conversations.NewStore(tx)
+		if newConv != nil {
+			c, err := s.Create(ctx, *newConv)
+			if err != nil {
+				return err
+			}
+			conv = c
+		}
 		var err error
 		reply.UserMessage, err = s.AppendMessage(ctx, conversations.NewMessage{
 			ConversationID: conv.ID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: storedText})
@@ -294,18 +305,22 @@ func validateTurn(t Turn) error {
 }
 
 // conversation finds the turn's conversation: the named one (the user's
-// own), the thread's (started on first contact), or a new one.
-func (e *Engine) conversation(ctx context.Context, t Turn) (conversations.Conversation, error) {
+// own) or the thread's (started on first contact). A turn that names
+// neither starts a new conversation; it is returned as newConv, to be
+// created in the transaction that stores the turn, so that a turn that
+// fails leaves no empty conversation behind.
+func (e *Engine) conversation(ctx context.Context, t Turn) (c conversations.Conversation, newConv *conversations.NewConversation, err error) {
 	s := conversations.NewStore(e.cfg.DB)
 	switch {
 	case t.ConversationID != uuid.Nil:
-		return s.Get(ctx, t.UserID, t.ConversationID)
+		c, err = s.Get(ctx, t.UserID, t.ConversationID)
+		return c, nil, err
 	case t.Thread != nil:
-		c, _, err := s.FindOrCreateByThread(ctx, conversations.NewConversation{
+		c, _, err = s.FindOrCreateByThread(ctx, conversations.NewConversation{
 			OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source, Thread: t.Thread})
-		return c, err
+		return c, nil, err
 	}
-	return s.Create(ctx, conversations.NewConversation{OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source})
+	return c, &conversations.NewConversation{OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source}, nil
 }
 
 // retrieve returns the runbook sections for a question and whether they

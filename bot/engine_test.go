@@ -484,3 +484,48 @@ func TestUserMessageNamesTheProblem(t *testing.T) {
 		}
 	}
 }
+
+// A turn that names no conversation starts one in the transaction that
+// stores it: a failed turn leaves no empty conversation behind.
+func TestRespondNewConversationOnlyWhenStored(t *testing.T) {
+	ctx := context.Background()
+	user := mustUser(t)
+	conversationsOf := func() int {
+		return countRows(t, `SELECT count(*) FROM conversations WHERE owner_id = $1`, user)
+	}
+	down := &fakeLLM{err: &ModelError{Kind: ModelUnavailable, Status: 503, Err: errors.New("down")}}
+	_, err := New(Config{DB: testPool, LLM: down}).Respond(ctx,
+		Turn{UserID: user, Text: "disk full on db-1", Source: "console", Key: "console:" + uuid.NewString()}, nil)
+	var me *ModelError
+	if !errors.As(err, &me) {
+		t.Fatalf("Respond with the model down: got %v, want a *ModelError", err)
+	}
+	if n := conversationsOf(); n != 0 {
+		t.Errorf("conversations after a failed turn = %d, want 0", n)
+	}
+
+	up := &fakeLLM{text: "Free space.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 10, CompletionTokens: 2}}
+	rep, err := New(Config{DB: testPool, LLM: up}).Respond(ctx,
+		Turn{UserID: user, Text: "disk full on db-1", Source: "console", Key: "console:" + uuid.NewString()}, nil)
+	if err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	conv := rep.AssistantMessage.ConversationID
+	if conv == uuid.Nil || rep.UserMessage.ConversationID != conv {
+		t.Fatalf("messages in conversations %s / %s, want one new conversation", rep.UserMessage.ConversationID, conv)
+	}
+	if n := conversationsOf(); n != 1 {
+		t.Errorf("conversations = %d, want 1", n)
+	}
+	c, err := conversations.NewStore(testPool).Get(ctx, user, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Title != "disk full on db-1" || c.Source != "console" || c.MessageCount != 2 {
+		t.Errorf("conversation = %+v, want title from the question, source console, 2 messages", c)
+	}
+	var ledgerConv uuid.UUID
+	if err := testPool.QueryRow(ctx, `SELECT conversation_id FROM usage_events WHERE message_id = $1`, rep.AssistantMessage.ID).Scan(&ledgerConv); err != nil || ledgerConv != conv {
+		t.Errorf("ledger conversation = %s (%v), want %s", ledgerConv, err, conv)
+	}
+}
