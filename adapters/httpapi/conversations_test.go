@@ -163,6 +163,7 @@ func TestOwnershipIsolation(t *testing.T) {
 		{"POST", "/archive", nil},
 		{"POST", "/unarchive", nil},
 		{"GET", "/messages", nil},
+		{"POST", "/messages", map[string]string{"content": "what is in here?"}},
 	}
 	for _, r := range reqs {
 		t.Run(r.method+r.suffix, func(t *testing.T) {

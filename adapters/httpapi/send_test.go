@@ -126,10 +126,11 @@ func TestSendMessageIdempotencyKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got sendResponse
-		_ = json.NewDecoder(resp.Body).Decode(&got)
+		derr := json.NewDecoder(resp.Body).Decode(&got)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("status = %d, want 201", resp.StatusCode)
+		if resp.StatusCode != http.StatusCreated || derr != nil || got.AssistantMessage.ID == uuid.Nil {
+			t.Fatalf("status = %d, decode error %v, assistant message %s; want 201 with a stored reply",
+				resp.StatusCode, derr, got.AssistantMessage.ID)
 		}
 		ids = append(ids, got.AssistantMessage.ID)
 	}
