@@ -111,6 +111,17 @@ test("dashboard shows the API's figures", async () => {
   for (const b of bars) {
     assert.ok(Math.abs(b.height / maxBar.height - b.cost / maxBar.cost) < 1e-6, "bar " + b.date + " is to scale");
   }
+  // The y axis: evenly spaced round ticks (1, 2 or 5 × 10^n micro-USD) from
+  // $0 to at least the tallest bar, each labelled with its exact value.
+  const ticks = await page.$$eval("#chart text.tick", (ts) => ts.map((t) => [Number(t.getAttribute("data-micro-usd")), t.textContent]));
+  assert.ok(ticks.length >= 3, "at least three y ticks, got " + ticks.length);
+  const tickStep = ticks[1][0];
+  assert.match(String(tickStep), /^[125]0*$/, "tick step " + tickStep + " is 1, 2 or 5 × 10^n");
+  ticks.forEach(([v, label], i) => {
+    assert.equal(v, i * tickStep, "tick " + i);
+    assert.equal(Number(label.slice(1)), v / 1e6, "tick label " + label);
+  });
+  assert.ok(ticks.at(-1)[0] >= maxBar.cost && ticks.at(-2)[0] < maxBar.cost, "the axis ends at the first tick above the tallest bar");
   assert.equal(await page.getAttribute("#chart", "data-total-micro-usd"), String(days.totals.cost_micro_usd));
   assert.equal(await page.textContent("#total-cost"), "$" + (days.totals.cost_micro_usd / 1e6).toFixed(2));
   assert.equal(await page.textContent("#total-users"), String(byUser.rows.length));
