@@ -28,6 +28,7 @@ type ModelError struct {
 	Err        error
 }
 
+// Error names the kind of failure, the provider status and the cause.
 func (e *ModelError) Error() string {
 	if e.Status != 0 {
 		return fmt.Sprintf("model %s (HTTP %d): %v", e.Kind, e.Status, e.Err)
@@ -35,6 +36,7 @@ func (e *ModelError) Error() string {
 	return fmt.Sprintf("model %s: %v", e.Kind, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *ModelError) Unwrap() error { return e.Err }
 
 // asModelError classifies any error from an LLM.

@@ -51,6 +51,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error is "field: reason", as clients are shown it.
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 
 func invalid(field, format string, args ...any) error {
@@ -163,6 +164,7 @@ type TooLargeError struct {
 	Limit int
 }
 
+// Error names the field and its limit.
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("%s: must be at most %d bytes", e.Field, e.Limit)
 }

@@ -20,6 +20,7 @@ type Error struct {
 	Err    error  // the cause, logged for 5xx and never shown
 }
 
+// Error is the public detail, with the cause when there is one (for logs).
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Detail + ": " + e.Err.Error()
@@ -27,6 +28,7 @@ func (e *Error) Error() string {
 	return e.Detail
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 func errInvalid(field, reason string) error {
