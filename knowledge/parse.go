@@ -16,6 +16,12 @@ const maxSectionChars = 6000
 // headingSep joins the titles of a section's heading path.
 const headingSep = " > "
 
+// maxTitleBytes bounds a heading or document title. A longer "heading" is a
+// pasted line, not a title, and its words would be indexed three times
+// (title, heading path, both configs): a long enough one exceeds
+// PostgreSQL's 1 MB tsvector limit and fails the document.
+const maxTitleBytes = 200
+
 // section is one heading's worth of a document.
 type section struct {
 	title   string
@@ -173,16 +179,29 @@ func stripFrontMatter(text string) (rest, title string) {
 		rest = ""
 	}
 	if m := frontMatterKV.FindStringSubmatch(fm); m != nil {
-		title = strings.TrimSpace(m[1])
+		title = clipTitle(strings.TrimSpace(m[1]))
 	}
 	return rest, title
 }
 
-// cleanInline turns a heading's Markdown into plain text.
+// cleanInline turns a heading's Markdown into plain text, at most
+// maxTitleBytes long.
 func cleanInline(s string) string {
 	s = mdLink.ReplaceAllString(s, "$1")
 	s = strings.NewReplacer("**", "", "__", "", "`", "").Replace(s)
-	return strings.Join(strings.Fields(s), " ")
+	return clipTitle(strings.Join(strings.Fields(s), " "))
+}
+
+// clipTitle cuts s to at most maxTitleBytes, at a rune boundary.
+func clipTitle(s string) string {
+	if len(s) <= maxTitleBytes {
+		return s
+	}
+	cut := maxTitleBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.TrimSpace(s[:cut])
 }
 
 // titleFromName makes "disk-full_runbook.md" into "disk full runbook".

@@ -2,6 +2,7 @@ package knowledge_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -236,5 +237,37 @@ func TestSyncMissingDirectory(t *testing.T) {
 	ix := mustIndex(t, "")
 	if _, err := ix.Sync(context.Background(), filepath.Join(t.TempDir(), "nope"), nil); err == nil {
 		t.Error("Sync of a missing directory: got nil error, want one")
+	}
+}
+
+// TestSyncHugeHeading: a file within the size limit whose heading is one
+// enormous line (a pasted dump) is indexed, and does not stop the sync, even
+// though its words alone would exceed PostgreSQL's 1 MB tsvector limit.
+func TestSyncHugeHeading(t *testing.T) {
+	pool := testdb.New(t)
+	ix := knowledge.New(pool, func() time.Time { return fixedNow })
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("# ")
+	for i := range 100_000 {
+		fmt.Fprintf(&b, "w%06x ", i*7919)
+	}
+	b.WriteString("\n\nRestart the exporter on mon-sg-01.\n")
+	mustWrite(t, filepath.Join(dir, "a-dump.md"), []byte(b.String()))
+	mustWrite(t, filepath.Join(dir, "b-good.md"), []byte("# Good runbook\n\n## Restart nginx\n\nsudo systemctl restart nginx\n"))
+
+	st, err := ix.Sync(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if want := []string{"a-dump.md", "b-good.md"}; !reflect.DeepEqual(st.Indexed, want) {
+		t.Errorf("indexed %v, want %v", st.Indexed, want)
+	}
+	res, err := ix.Search(context.Background(), "restart exporter mon-sg-01", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Path != "a-dump.md" || len(res[0].Document) > 200 {
+		t.Errorf("Search = %+v, want a-dump.md with a title cut to at most 200 bytes", res)
 	}
 }
