@@ -112,7 +112,9 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 		if len(k) > maxIdempotencyKey {
 			return errInvalid("Idempotency-Key", "must be at most "+strconv.Itoa(maxIdempotencyKey)+" characters")
 		}
-		key = "api:" + user.ID.String() + ":" + k
+		// Scoped to the user and the conversation: the same key sent to
+		// another conversation is another turn, never that one's reply.
+		key = "api:" + user.ID.String() + ":" + id.String() + ":" + k
 	}
 	turn := bot.Turn{UserID: user.ID, ConversationID: id, Text: *body.Content, Source: conversations.SourceAPI, Key: key}
 

@@ -140,6 +140,24 @@ func TestSendMessageIdempotencyKey(t *testing.T) {
 	if n := countTable(t, `SELECT count(*) FROM usage_events WHERE user_id = $1`, u.ID); n != 1 {
 		t.Errorf("ledger rows = %d, want 1", n)
 	}
+
+	// The same key on another conversation is a turn of its own there.
+	other := mustConversationID(t, a, tok)
+	req, _ := http.NewRequest("POST", a.srv.URL+"/api/v1/conversations/"+other+"/messages", strings.NewReader(`{"content":"hi"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Idempotency-Key", "retry-me")
+	resp, err := a.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got sendResponse
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("other conversation: status %d, decode error %v", resp.StatusCode, err)
+	}
+	if got.AssistantMessage.ConversationID.String() != other || got.AssistantMessage.ID == ids[0] {
+		t.Errorf("other conversation got reply %s in %s, want a new reply in %s", got.AssistantMessage.ID, got.AssistantMessage.ConversationID, other)
+	}
 }
 
 // sseEvent is one server-sent event.
