@@ -119,7 +119,8 @@ func (b *Budgets) Admit(ctx context.Context, userID uuid.UUID) (Admission, error
 	month := MonthOf(now, b.loc)
 	var adm Admission
 	err = pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
-		if l.org >= 0 {
+		orgLocked := l.org >= 0
+		if orgLocked {
 			_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, 0)`, advisoryClass)
 		} else {
 			_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2::text))`, advisoryClass, userID)
@@ -130,6 +131,14 @@ func (b *Budgets) Admit(ctx context.Context, userID uuid.UUID) (Admission, error
 		// Read again under the lock: an admin may just have changed them.
 		if l, err = readLimits(ctx, tx, userID); err != nil {
 			return err
+		}
+		if l.org >= 0 && !orgLocked {
+			// An org budget appeared since the first read: queue behind the
+			// turns serialised on it too. The user's lock is only ever taken
+			// before the org's, never after, so this cannot deadlock.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, 0)`, advisoryClass); err != nil {
+				return fmt.Errorf("lock org budget: %w", err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM budget_reservations WHERE expires_at <= $1`, now); err != nil {
 			return fmt.Errorf("expire reservations: %w", err)

@@ -299,3 +299,71 @@ func TestOrgBudgetAndList(t *testing.T) {
 		t.Errorf("org budget removed: got %v, want admission", err)
 	}
 }
+
+// TestAdmitJoinsOrgLockSetMidway: a turn that chose the user's lock (no org
+// budget when it looked) but finds an org budget once under that lock also
+// waits for the org's lock, so it cannot race the turns already serialised
+// on the org budget.
+func TestAdmitJoinsOrgLockSetMidway(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	user := mustUserIn(t, db, "midway")
+	b := NewBudgets(db, BudgetOptions{TurnEstimate: 1})
+	mustSetBudgets(t, b, BudgetChange{UserID: user, Limit: ptr(int64(1_000_000))})
+
+	waiting := func(orgLock bool) bool {
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objsubid = 2 AND (objid = 0) = $2
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, advisoryClass, orgLock).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	lock := func(sql string, args ...any) pgx.Tx {
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		if _, err := tx.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+
+	userTx := lock(`SELECT pg_advisory_xact_lock($1, hashtext($2::text))`, advisoryClass, user)
+	done := make(chan error, 1)
+	go func() {
+		a, err := b.Admit(ctx, user)
+		if err == nil {
+			err = b.Cancel(ctx, a)
+		}
+		done <- err
+	}()
+	waitFor(t, "Admit to wait for the user's lock", func() bool { return waiting(false) })
+
+	mustSetBudgets(t, b, BudgetChange{Limit: ptr(int64(1_000_000))}) // the org budget appears
+	orgTx := lock(`SELECT pg_advisory_xact_lock($1, 0)`, advisoryClass)
+	if err := userTx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !waiting(true) {
+		select {
+		case err := <-done:
+			t.Fatalf("Admit finished (%v) while another turn held the org budget's lock", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for Admit to wait for the org's lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := orgTx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Admit after the org lock was released: %v", err)
+	}
+}
