@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -476,11 +478,17 @@ func TestUserMessageNamesTheProblem(t *testing.T) {
 		{&ModelError{Kind: ModelUnavailable, Status: 503}, "unavailable"},
 		{&ModelError{Kind: ModelRejected, Status: 401}, "HTTP 401"},
 		{&conversations.TooLargeError{Field: "content", Limit: 16384}, "16 KiB"},
+		{fmt.Errorf("admit: %w", &usage.BudgetExceededError{Scope: usage.ScopeUser, LimitMicroUSD: 5_000_000, SpentMicroUSD: 5_000_100,
+			ResetsAt: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}), "monthly budget of $5.00 is used up"},
 		{errors.New("boom"), "went wrong"},
 	}
 	for _, tt := range tests {
-		if got := UserMessage(tt.err); !strings.Contains(got, tt.want) {
+		got := UserMessage(tt.err)
+		if !strings.Contains(got, tt.want) {
 			t.Errorf("UserMessage(%v) = %q, want it to contain %q", tt.err, got, tt.want)
+		}
+		if strings.Count(got, "Sorry") > 1 || strings.Contains(got, "..") {
+			t.Errorf("UserMessage(%v) = %q, reads badly", tt.err, got)
 		}
 	}
 }

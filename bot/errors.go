@@ -61,7 +61,7 @@ func UserMessage(err error) string {
 	var ve *conversations.ValidationError
 	switch {
 	case errors.As(err, &be):
-		return fmt.Sprintf("Sorry, %s. Ask an admin if you need more.", be.Error())
+		return be.Error() // already the whole sentence: which limit, when it resets, who can raise it
 	case errors.As(err, &tl):
 		return fmt.Sprintf("That message is too long for me: the limit is %d KiB. Please shorten it or split it up.", tl.Limit/1024)
 	case errors.As(err, &ve):
