@@ -141,6 +141,8 @@ func NormalizeTitle(title string) (string, error) {
 		return "", invalid("title", "must be at most %d characters", MaxTitleRunes)
 	case !utf8.ValidString(t):
 		return "", invalid("title", "must be valid UTF-8")
+	case strings.ContainsRune(t, 0): // PostgreSQL text refuses it
+		return "", invalid("title", "must not contain NUL characters")
 	}
 	return t, nil
 }

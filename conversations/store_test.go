@@ -151,6 +151,18 @@ func TestValidationErrors(t *testing.T) {
 			_, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: "api", Title: strings.Repeat("x", 201)})
 			return err
 		}(), "title"},
+		{"NUL in title", func() error {
+			_, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: "api", Title: "disk\x00full"})
+			return err
+		}(), "title"},
+		{"NUL in new title", func() error {
+			c, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: "api"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Rename(ctx, u.ID, c.ID, "a\x00b")
+			return err
+		}(), "title"},
 		{"bad source", func() error {
 			_, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: "fax"})
 			return err

@@ -212,6 +212,8 @@ func TestValidation(t *testing.T) {
 		{"empty title", "POST", "/api/v1/conversations", map[string]string{"title": "   "}, "title"},
 		{"long title", "POST", "/api/v1/conversations", map[string]string{"title": strings.Repeat("é", 201)}, "title"},
 		{"title wrong type", "POST", "/api/v1/conversations", `{"title": 42}`, "title"},
+		{"NUL in title", "POST", "/api/v1/conversations", `{"title": "a\u0000b"}`, "title"},
+		{"NUL in new title", "PUT", base, `{"title": "a\u0000b"}`, "title"},
 		{"malformed json", "POST", "/api/v1/conversations", `{"title": `, "body"},
 		{"two objects", "PUT", base, `{"title":"a"}{"title":"b"}`, "body"},
 		{"rename without title", "PUT", base, `{}`, "title"},
