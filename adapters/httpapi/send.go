@@ -109,8 +109,10 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	key := "api:" + uuid.NewString()
 	if k := strings.TrimSpace(r.Header.Get("Idempotency-Key")); k != "" {
-		if len(k) > maxIdempotencyKey {
-			return errInvalid("Idempotency-Key", "must be at most "+strconv.Itoa(maxIdempotencyKey)+" characters")
+		if len(k) > maxIdempotencyKey || strings.IndexFunc(k, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
+			// Printable ASCII only: other bytes (HTTP allows them) are not
+			// valid text for PostgreSQL.
+			return errInvalid("Idempotency-Key", "must be at most "+strconv.Itoa(maxIdempotencyKey)+" printable ASCII characters")
 		}
 		// Scoped to the user and the conversation: the same key sent to
 		// another conversation is another turn, never that one's reply.

@@ -158,6 +158,20 @@ func TestSendMessageIdempotencyKey(t *testing.T) {
 	if got.AssistantMessage.ConversationID.String() != other || got.AssistantMessage.ID == ids[0] {
 		t.Errorf("other conversation got reply %s in %s, want a new reply in %s", got.AssistantMessage.ID, got.AssistantMessage.ConversationID, other)
 	}
+
+	for name, bad := range map[string]string{"not UTF-8": "k\xff\xfe", "too long": strings.Repeat("k", maxIdempotencyKey+1)} {
+		req, _ := http.NewRequest("POST", a.srv.URL+"/api/v1/conversations/"+conv+"/messages", strings.NewReader(`{"content":"hi"}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header["Idempotency-Key"] = []string{bad}
+		resp, err := a.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("Idempotency-Key %s: status %d, want 422", name, resp.StatusCode)
+		}
+	}
 }
 
 // sseEvent is one server-sent event.
