@@ -20,13 +20,18 @@ type Notifier interface {
 	Notify(ctx context.Context, text string) error
 }
 
-// LogNotifier "delivers" reports to the log: the digest's destination when
-// no chat channel is configured.
+// LogNotifier "delivers" reports to the log: their destination when no chat
+// channel is configured.
 type LogNotifier struct{ Log *slog.Logger }
 
-// Notify logs the report at info level (it holds figures, no message text).
+// Notify logs the report's first line at info level and the whole report at
+// debug level only: a report may quote what people asked (the runbook gap
+// report does), and message text stays out of info logs.
 func (n LogNotifier) Notify(ctx context.Context, text string) error {
-	n.Log.InfoContext(ctx, "report (no chat channel configured)", "report", text)
+	head, _, _ := strings.Cut(text, "\n")
+	n.Log.InfoContext(ctx, "report (no chat channel configured; the full text is logged at debug level)",
+		"report", head, "lines", strings.Count(strings.TrimRight(text, "\n"), "\n")+1)
+	n.Log.DebugContext(ctx, "report text", "report", text)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,5 +416,29 @@ func TestNotifiersTriesAll(t *testing.T) {
 	}
 	if up.count() != 1 {
 		t.Errorf("the working notifier got %d reports, want 1", up.count())
+	}
+}
+
+// TestLogNotifierKeepsTextOutOfInfo: with no chat channel the reports go to
+// the log, but what people asked (quoted by the gap report) only at debug
+// level.
+func TestLogNotifierKeepsTextOutOfInfo(t *testing.T) {
+	report := "Questions our runbooks could not answer, 2026-11-16 09:00 to 2026-11-23 09:00 SGT\n" +
+		"1 questions, 1 distinct:\n 1. \"how do I rotate the vault token for payments-prod\" — asked 1×\n"
+	for _, tt := range []struct {
+		level    slog.Level
+		wantBody bool
+	}{{slog.LevelInfo, false}, {slog.LevelDebug, true}} {
+		var buf strings.Builder
+		n := LogNotifier{Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tt.level}))}
+		if err := n.Notify(context.Background(), report); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), "Questions our runbooks could not answer") || !strings.Contains(buf.String(), "lines=3") {
+			t.Errorf("%s log %q: want the report's first line and its length", tt.level, buf.String())
+		}
+		if got := strings.Contains(buf.String(), "vault token"); got != tt.wantBody {
+			t.Errorf("%s log %q: question logged %v, want %v", tt.level, buf.String(), got, tt.wantBody)
+		}
 	}
 }
