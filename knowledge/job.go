@@ -8,6 +8,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
+
+	"github.com/apacops/opsbot/usage"
 )
 
 // Notifier delivers a text report to the ops channel. cmd/opsbot wires one
@@ -59,33 +61,13 @@ func (w *GapReportWorker) Work(ctx context.Context, job *river.Job[GapReportArgs
 // ParseSchedule reads OPSBOT_GAPS_SCHEDULE: a standard five-field cron
 // expression with an optional CRON_TZ= prefix; empty means
 // DefaultGapSchedule and "off" disables the report (nil schedule, nil error).
-// It never panics, whatever the text (robfig/cron panics on a bare
-// "CRON_TZ=UTC").
-func ParseSchedule(spec string) (sched cron.Schedule, err error) {
-	spec = strings.TrimSpace(spec)
-	switch {
-	case spec == "":
+// It is usage.ParseSchedule, so every schedule reads (and fails) alike and
+// none can panic.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	if strings.TrimSpace(spec) == "" {
 		spec = DefaultGapSchedule
-	case strings.EqualFold(spec, "off"):
-		return nil, nil
 	}
-	fields := strings.Fields(spec)
-	if len(fields) > 0 && (strings.HasPrefix(fields[0], "CRON_TZ=") || strings.HasPrefix(fields[0], "TZ=")) {
-		fields = fields[1:]
-	}
-	if len(fields) == 0 || strings.HasPrefix(fields[0], "CRON_TZ=") || strings.HasPrefix(fields[0], "TZ=") {
-		return nil, fmt.Errorf("schedule %q: want a cron expression like %q", spec, DefaultGapSchedule)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			sched, err = nil, fmt.Errorf("schedule %q: %v", spec, r)
-		}
-	}()
-	sched, err = cron.ParseStandard(spec)
-	if err != nil {
-		return nil, fmt.Errorf("schedule %q: %w", spec, err)
-	}
-	return sched, nil
+	return usage.ParseSchedule(spec, "", nil)
 }
 
 // GapReportJob is the periodic River job for the weekly report on sched (from

@@ -96,7 +96,7 @@ func ParseSchedule(spec, def string, loc *time.Location) (sched cron.Schedule, e
 		fields = fields[1:]
 	}
 	if len(fields) != 5 {
-		return nil, fmt.Errorf("schedule %q: want five cron fields, optionally after CRON_TZ=Zone, like %q", spec, "CRON_TZ=Asia/Singapore "+def)
+		return nil, fmt.Errorf("schedule %q: want five cron fields, optionally after CRON_TZ=Zone, like %q", spec, "CRON_TZ=Asia/Singapore 0 9 * * 1-5")
 	}
 	defer func() {
 		if r := recover(); r != nil {
