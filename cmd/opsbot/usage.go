@@ -160,6 +160,13 @@ func runUsage(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError("usage report takes no arguments besides flags")
 	}
+	if *start != "" || *end != "" {
+		daysSet := false
+		fs.Visit(func(f *flag.Flag) { daysSet = daysSet || f.Name == "days" })
+		if daysSet {
+			return usageError("--days cannot be combined with --start and --end")
+		}
+	}
 	pool, err := connect(ctx, e.cfg)
 	if err != nil {
 		return err

@@ -55,6 +55,7 @@ func TestUsageReport(t *testing.T) {
 		{"bad zone", []string{"--tz", "Mars/Olympus"}, nil, 2},
 		{"bad days", []string{"--days", "0"}, nil, 2},
 		{"half a range", []string{"--start", "2025-06-01"}, nil, 2},
+		{"days and a range", []string{"--days", "7", "--start", "2025-06-01", "--end", "2025-06-02"}, nil, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
