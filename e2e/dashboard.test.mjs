@@ -77,6 +77,10 @@ test("dashboard shows the API's figures", async () => {
 
   await page.goto(ready.url + "/admin");
   assert.match(await page.locator("#status").textContent(), /admin token/);
+  // The default range is the last 30 days in the server's zone, as the API
+  // counts them (not in UTC or the browser's zone).
+  assert.equal(await page.inputValue("#tz"), ready.tz);
+  assert.deepEqual([await page.inputValue("#start"), await page.inputValue("#end")], [ready.start, ready.end]);
 
   // Without a token nothing loads.
   await page.click("#load");
