@@ -22,10 +22,11 @@ type Responder interface {
 	Respond(ctx context.Context, t bot.Turn, onDelta func(string)) (bot.Reply, error)
 }
 
-// sendTimeout bounds a whole turn taken over HTTP, model retries included.
-// The turn runs detached from the request, so a client that disconnects
-// mid-stream does not lose the stored reply or its usage.
-const sendTimeout = 3 * time.Minute
+// defaultTurnTimeout bounds a whole turn taken over HTTP, model retries
+// included, when Deps.TurnTimeout is not set. The turn runs detached from
+// the request, so a client that disconnects mid-stream does not lose the
+// stored reply or its usage.
+const defaultTurnTimeout = 3 * time.Minute
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 200
@@ -120,7 +121,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	turn := bot.Turn{UserID: user.ID, ConversationID: id, Text: *body.Content, Source: conversations.SourceAPI, Key: key}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), sendTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.turnTimeout)
 	defer cancel()
 	if wantsEventStream(r) {
 		s.streamReply(ctx, w, r, turn)

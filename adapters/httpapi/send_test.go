@@ -378,6 +378,41 @@ func TestSendMessageErrors(t *testing.T) {
 	})
 }
 
+// deadlineResponder records the deadline a turn was given.
+type deadlineResponder struct {
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (d *deadlineResponder) Respond(ctx context.Context, t bot.Turn, _ func(string)) (bot.Reply, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadline, _ = ctx.Deadline()
+	return bot.Reply{}, nil
+}
+
+// A turn over HTTP gets the configured time (the model's deadline and
+// more), 3 minutes by default.
+func TestSendMessageTurnTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		configured, want time.Duration
+	}{{0, 3 * time.Minute}, {7 * time.Minute, 7 * time.Minute}} {
+		r := &deadlineResponder{}
+		a := newTestAPI(t, func(d *Deps) { d.Engine = r; d.TurnTimeout = tt.configured })
+		_, tok := mustToken(t, "deadline-"+uuid.NewString()[:8], false)
+		conv := mustConversationID(t, a, tok)
+		start := time.Now()
+		a.mustDo("POST", "/api/v1/conversations/"+conv+"/messages", tok, map[string]string{"content": "slow model?"}, http.StatusCreated, nil)
+		end := time.Now()
+		r.mu.Lock()
+		got := r.deadline
+		r.mu.Unlock()
+		if got.Before(start.Add(tt.want)) || got.After(end.Add(tt.want)) {
+			t.Errorf("TurnTimeout %v: turn deadline %v after the request, want %v", tt.configured, got.Sub(start), tt.want)
+		}
+	}
+}
+
 func TestWantsEventStream(t *testing.T) {
 	tests := map[string]bool{"": false, "application/json": false, "text/event-stream": true,
 		"application/json, text/event-stream;q=0.9": true, "TEXT/EVENT-STREAM": true}

@@ -38,6 +38,9 @@ type Deps struct {
 	// Engine answers POST /api/v1/conversations/{id}/messages; nil answers
 	// 503 (see send.go).
 	Engine Responder
+	// TurnTimeout bounds one such turn; it must outlast the engine's model
+	// deadline. Zero means 3 minutes.
+	TurnTimeout time.Duration
 }
 
 // Server is the HTTP surface of opsbot.
@@ -52,20 +55,26 @@ type Server struct {
 	budgets *usage.Budgets
 	now     func() time.Time
 	engine  Responder
+	// turnTimeout bounds a turn taken over HTTP (Deps.TurnTimeout).
+	turnTimeout time.Duration
 }
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
 	s := &Server{
-		log:     d.Log,
-		db:      d.DB,
-		users:   d.Users,
-		convs:   conversations.NewStore(d.DB),
-		metrics: d.Metrics,
-		reports: usage.NewReports(d.DB),
-		budgets: d.Budgets,
-		now:     d.Now,
-		engine:  d.Engine,
+		log:         d.Log,
+		db:          d.DB,
+		users:       d.Users,
+		convs:       conversations.NewStore(d.DB),
+		metrics:     d.Metrics,
+		reports:     usage.NewReports(d.DB),
+		budgets:     d.Budgets,
+		now:         d.Now,
+		engine:      d.Engine,
+		turnTimeout: d.TurnTimeout,
+	}
+	if s.turnTimeout <= 0 {
+		s.turnTimeout = defaultTurnTimeout
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -81,6 +81,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Budgets: budgets,
 		Engine:  engine,
+		// The model's deadline (OPSBOT_MODEL_TIMEOUT) plus time to store,
+		// as for turns from chat (bot.TurnWorker.Timeout).
+		TurnTimeout: e.cfg.Engine.CallTimeout + time.Minute,
 	})
 
 	ln, err := net.Listen("tcp", e.cfg.Addr)
