@@ -264,6 +264,13 @@ func TestDashboardPage(t *testing.T) {
 			t.Errorf("page: want %s", want)
 		}
 	}
+	// The admin token lives in this tab's sessionStorage only: never in
+	// localStorage (it would outlive the tab) nor in a URL.
+	for _, banned := range []string{"localStorage", "?token=", "&token="} {
+		if strings.Contains(string(body), banned) {
+			t.Errorf("page mentions %s", banned)
+		}
+	}
 	_, body2 := a.do("GET", "/admin", "", nil)
 	if bytes.Contains(body2, []byte(nonce)) {
 		t.Error("nonce reused across requests")

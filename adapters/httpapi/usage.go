@@ -14,6 +14,7 @@ import (
 // usd renders integer micro-USD as an exact JSON number ("1.5", "0.000150").
 type usd int64
 
+// MarshalJSON writes the amount as an exact decimal number, never a float.
 func (u usd) MarshalJSON() ([]byte, error) {
 	s := strings.TrimPrefix(usage.FormatUSD(int64(u)), "$")
 	s = strings.Replace(s, "-$", "-", 1)
