@@ -38,7 +38,7 @@ var redactRules = []redactRule{
 	// the key stops the match.
 	{name: "private-key", re: regexp.MustCompile(`-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----(?:(?:\s|\\[rn])+(?:[A-Za-z0-9-]+: ?[^\s\\]+|[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]*={1,2}))*`), hints: []string{"private key"}},
 	{name: "gcp-private-key-id", re: regexp.MustCompile(`("private_key_id"\s*:\s*)"[0-9a-fA-F]{16,}"`), keep: 1, hints: []string{`"private_key_id"`}},
-	{name: "slack-token", re: regexp.MustCompile(`\bxox[abposre]-[A-Za-z0-9-]{10,}`), hints: []string{"xox"}},
+	{name: "slack-token", re: regexp.MustCompile(`\bxox[abcdposre]-[A-Za-z0-9%-]{10,}`), hints: []string{"xox"}},
 	{name: "slack-app-token", re: regexp.MustCompile(`\bxapp-\d-[A-Za-z0-9-]{10,}`), hints: []string{"xapp-"}},
 	{name: "slack-webhook", re: regexp.MustCompile(`https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+`), hints: []string{"hooks.slack.com/"}},
 	{name: "github-token", re: regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{30,}`), hints: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
@@ -46,6 +46,8 @@ var redactRules = []redactRule{
 	{name: "aws-access-key", re: regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b`), hints: []string{"akia", "asia", "abia", "acca"}},
 	{name: "aws-secret-key", re: regexp.MustCompile(`(?i)((?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?\s*[:=]\s*["']?)[A-Za-z0-9/+]{40}`), keep: 1, hints: []string{"secret"}},
 	{name: "gcp-api-key", re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`), hints: []string{"aiza"}},
+	// Google OAuth access tokens (gcloud auth print-access-token).
+	{name: "gcp-access-token", re: regexp.MustCompile(`\bya29\.[0-9A-Za-z_-]{20,}`), hints: []string{"ya29."}},
 	{name: "openai-key", re: regexp.MustCompile(`\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}`), hints: []string{"sk-"}},
 	{name: "opsbot-token", re: regexp.MustCompile(`\bopsbot_[A-Za-z0-9_-]{20,}`), hints: []string{"opsbot_"}},
 	{name: "jwt", re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}`), hints: []string{"eyj"}},
@@ -65,7 +67,7 @@ var redactRules = []redactRule{
 
 // secretKeyNames are the key names whose values are secrets in key/value
 // text; secretKeyHints are literals one of which each contains.
-const secretKeyNames = `(?:password|passwd|pwd|api[_-]?key|secret_?key|access_?token|auth_?token|client_?secret)`
+const secretKeyNames = `(?:password|passwd|pwd|api[_-]?key|secret_?key|access_?token|auth_?token|session_?token|client_?secret)`
 
 var secretKeyHints = []string{"pass", "pwd", "key", "token", "secret"}
 
