@@ -140,7 +140,9 @@ func gapReportJobs(cfg Config, pool *pgxpool.Pool, n knowledge.Notifier, workers
 	if err != nil {
 		return nil, fmt.Errorf("load time zone %q: %w", cfg.TimeZone, err)
 	}
-	river.AddWorker(workers, &knowledge.GapReportWorker{Index: knowledge.New(pool, time.Now), Notifier: n, Location: loc})
+	if err := river.AddWorkerSafely(workers, &knowledge.GapReportWorker{Index: knowledge.New(pool, time.Now), Notifier: n, Location: loc}); err != nil {
+		return nil, fmt.Errorf("add runbook gap report worker: %w", err)
+	}
 	sched, err := knowledge.ParseSchedule(cfg.GapsSchedule)
 	if err != nil {
 		return nil, fmt.Errorf("OPSBOT_GAPS_SCHEDULE: %w", err)
