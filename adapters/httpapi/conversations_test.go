@@ -374,15 +374,28 @@ func TestListMessages(t *testing.T) {
 	}
 	var got []messageJSON
 	next := "/api/v1/conversations/" + c.ID.String() + "/messages?limit=3"
-	for next != "" {
+	for pages := 0; next != ""; pages++ {
 		var page []messageJSON
 		resp := a.mustDo("GET", next, tok, nil, http.StatusOK, &page)
 		got = append(got, page...)
 		next = nextLink(t, resp)
+		if pages < 2 {
+			// Messages arriving between pages come after the ones already
+			// listed, neither repeating nor hiding any.
+			if _, err := store.AppendMessage(ctx, conversations.NewMessage{ConversationID: c.ID, AuthorID: &owner.ID, Role: "user",
+				Content: fmt.Sprintf("late%d", pages)}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if len(got) != 7 {
-		t.Fatalf("messages: got %d, want 7", len(got))
+	var contents []string
+	for _, m := range got {
+		contents = append(contents, m.Content)
 	}
+	if strings.Join(contents, ",") != "m0,m1,m2,m3,m4,m5,m6,late0,late1" {
+		t.Fatalf("cursor pages with messages arriving between them: got %v", contents)
+	}
+	got = got[:7]
 	for i, m := range got {
 		if m.Content != fmt.Sprintf("m%d", i) {
 			t.Errorf("message %d: got %q, want m%d (oldest first)", i, m.Content, i)
@@ -396,12 +409,12 @@ func TestListMessages(t *testing.T) {
 	}
 	var conv conversationJSON
 	a.mustDo("GET", "/api/v1/conversations/"+c.ID.String(), tok, nil, http.StatusOK, &conv)
-	if conv.MessageCount != 7 || conv.LastMessageAt == nil {
+	if conv.MessageCount != 9 || conv.LastMessageAt == nil {
 		t.Errorf("conversation counters: got count %d last %v", conv.MessageCount, conv.LastMessageAt)
 	}
 	var offset []messageJSON
 	a.mustDo("GET", "/api/v1/conversations/"+c.ID.String()+"/messages?skip=5&limit=10", tok, nil, http.StatusOK, &offset)
-	if len(offset) != 2 || offset[0].Content != "m5" {
+	if len(offset) != 4 || offset[0].Content != "m5" {
 		t.Errorf("offset page: got %d messages starting %v", len(offset), offset)
 	}
 }
