@@ -254,14 +254,23 @@ func (n *countingNotifier) count() int {
 	return len(n.texts)
 }
 
-// at is a schedule that fires once, at its instant.
-type at time.Time
+// soon is a schedule that fires once, a second after it is first consulted
+// (by the elected leader's enqueuer), however long the election took.
+type soon struct {
+	mu sync.Mutex
+	at time.Time
+}
 
-func (a at) Next(t time.Time) time.Time {
-	if t.Before(time.Time(a)) {
-		return time.Time(a)
+func (s *soon) Next(t time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at.IsZero() {
+		s.at = t.Add(time.Second)
 	}
-	return time.Time(a).AddDate(100, 0, 0)
+	if t.Before(s.at) {
+		return s.at
+	}
+	return s.at.AddDate(100, 0, 0)
 }
 
 // startClient starts a River client ("an instance") with the usage workers
@@ -327,7 +336,7 @@ func TestPeriodicJobsOnceAcrossInstances(t *testing.T) {
 	db := testdb.New(t)
 	notifier := &countingNotifier{fail: 1}
 	j := &Jobs{DB: db, Notifier: notifier, Config: JobsConfig{AutoArchiveDays: 30, RetentionDays: 365}}
-	due := at(time.Now().Add(2 * time.Second))
+	due := &soon{}
 	s := schedules{digest: due, archive: due, retention: due}
 	startClient(t, db, j, j.periodicJobs(s), nil)
 	startClient(t, db, j, j.periodicJobs(s), nil)
