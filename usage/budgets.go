@@ -71,7 +71,7 @@ func NewBudgets(db *pgxpool.Pool, o BudgetOptions) *Budgets {
 	return b
 }
 
-// limits are the budgets that apply to one user (0 or -1 when absent).
+// limits are the budgets that apply to one user.
 type limits struct {
 	user, org int64 // -1: no budget
 }
@@ -102,7 +102,8 @@ func readLimits(ctx context.Context, db DBTX, userID uuid.UUID) (limits, error) 
 // Admit decides, before the model is called, whether the user may take a
 // turn. With no budget for the user or the org it returns Admission{} at the
 // cost of one indexed read. Otherwise, under a transaction-scoped advisory
-// lock (the org's when an org budget exists, else the user's), it compares
+// lock (the org's when an org budget exists, else the user's; both when an
+// org budget appears while it waits for the user's), it compares
 // the month's spend plus the live reservations with each limit: at or over
 // 100% it refuses with *BudgetExceededError; otherwise it reserves the turn
 // estimate and, the first time in the month a budget is at 80% or more,
