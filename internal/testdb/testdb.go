@@ -94,21 +94,23 @@ func Create(ctx context.Context) (string, error) {
 func Drop(ctx context.Context, dbURL string) error {
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
-		return err
+		return fmt.Errorf("parse test database url: %w", err)
 	}
 	admin, err := pgx.ParseConfig(AdminURL())
 	if err != nil {
-		return err
+		return fmt.Errorf("parse admin url: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, admin)
 	if err != nil {
-		return err
+		return fmt.Errorf("connect to %s: %w", admin.Host, err)
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)")
-	return err
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", cfg.Database, err)
+	}
+	return nil
 }
 
 // RunMain is for TestMain: it gives the package one fresh migrated database
