@@ -132,7 +132,12 @@ func (ix *Index) Gaps(ctx context.Context, since time.Time) (GapReport, error) {
 }
 
 // maxReportGroups bounds the rendered report; the rest is summarised.
-const maxReportGroups = 30
+// maxReportQuestion bounds each question as rendered, so a full report stays
+// well under the chat platforms' message limits (Teams: about 28 KB).
+const (
+	maxReportGroups   = 30
+	maxReportQuestion = 200 // runes
+)
 
 // Text renders the report for a chat channel or a terminal, with times in loc.
 func (r GapReport) Text(loc *time.Location) string {
@@ -159,8 +164,12 @@ func (r GapReport) Text(loc *time.Location) string {
 		case g.Users > 1:
 			people = fmt.Sprintf(" by %d people", g.Users)
 		}
+		q := g.Question
+		if r := []rune(q); len(r) > maxReportQuestion {
+			q = string(r[:maxReportQuestion-1]) + "…"
+		}
 		fmt.Fprintf(&b, "%2d. %q — asked %d×%s, last %s\n",
-			i+1, g.Question, g.Count, people, g.LastAsked.In(loc).Format("Mon 2006-01-02 15:04"))
+			i+1, q, g.Count, people, g.LastAsked.In(loc).Format("Mon 2006-01-02 15:04"))
 	}
 	return b.String()
 }

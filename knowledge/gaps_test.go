@@ -2,6 +2,7 @@ package knowledge_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,22 @@ func TestRecordGapOddInput(t *testing.T) {
 	}
 	if n == 0 || n > 1000 {
 		t.Errorf("stored question of %d characters, want 1..1000", n)
+	}
+}
+
+// TestGapReportTextBounded: a report of the longest questions the index
+// stores still fits one chat message (Teams takes about 28 KB).
+func TestGapReportTextBounded(t *testing.T) {
+	rep := knowledge.GapReport{Since: fixedNow.Add(-7 * 24 * time.Hour), Until: fixedNow}
+	for i := range 40 {
+		rep.Groups = append(rep.Groups, knowledge.GapGroup{Question: strings.Repeat("ü", 999) + strconv.Itoa(i), Count: 1, Users: 1, LastAsked: fixedNow})
+		rep.Total++
+	}
+	text := rep.Text(time.UTC)
+	if len(text) > 20_000 {
+		t.Errorf("report of %d bytes, want at most 20000", len(text))
+	}
+	if !strings.Contains(text, `"`+strings.Repeat("ü", 199)+`…"`) || !strings.Contains(text, "… and 10 more") {
+		t.Errorf("report lacks the clipped question or the overflow line:\n%.600s", text)
 	}
 }
