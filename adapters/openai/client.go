@@ -47,7 +47,9 @@ type Config struct {
 	MaxBackoff    time.Duration
 	MaxRetryAfter time.Duration
 	// AttemptTimeout bounds one attempt, inside the caller's deadline;
-	// default 60s.
+	// default 60s. For a stream it bounds the wait for the first words: once
+	// the answer flows only the caller's deadline applies, so a long answer
+	// is not cut off (a stream that has shown text is not retried anyway).
 	AttemptTimeout time.Duration
 	// HTTPClient is used for every request; the default has dial, TLS and
 	// response-header timeouts.
@@ -165,16 +167,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func (c *Client) Complete(ctx context.Context, req bot.Request, onDelta func(string)) (bot.Completion, error) {
 	for attempt := 0; ; attempt++ {
 		hint := &attemptHint{}
-		actx, cancel := context.WithTimeout(withHint(ctx, hint), c.cfg.AttemptTimeout)
 		var comp bot.Completion
 		var emitted bool
 		var err error
 		if onDelta == nil {
+			actx, cancel := context.WithTimeout(withHint(ctx, hint), c.cfg.AttemptTimeout)
 			comp, err = c.complete(actx, req)
+			cancel()
 		} else {
-			comp, emitted, err = c.stream(actx, req, onDelta)
+			comp, emitted, err = c.streamAttempt(withHint(ctx, hint), req, onDelta)
 		}
-		cancel()
 		if err == nil {
 			return comp, nil
 		}
@@ -247,6 +249,27 @@ func (c *Client) complete(ctx context.Context, req bot.Request) (bot.Completion,
 		Model:        resp.Model,
 		Usage:        toUsage(&u),
 	}, nil
+}
+
+// errFirstWords is why a stream attempt is given up: no text within the
+// attempt timeout.
+var errFirstWords = fmt.Errorf("no answer within the attempt timeout: %w", context.DeadlineExceeded)
+
+// streamAttempt is one streamed attempt: AttemptTimeout bounds the time to
+// the first piece of text, the caller's ctx the whole answer.
+func (c *Client) streamAttempt(ctx context.Context, req bot.Request, onDelta func(string)) (bot.Completion, bool, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(c.cfg.AttemptTimeout, func() { cancel(errFirstWords) })
+	defer timer.Stop()
+	comp, emitted, err := c.stream(actx, req, func(d string) {
+		timer.Stop()
+		onDelta(d)
+	})
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errFirstWords) {
+		err = errors.Join(errFirstWords, err) // a timeout, whatever the transport made of the cancel
+	}
+	return comp, emitted, err
 }
 
 func (c *Client) stream(ctx context.Context, req bot.Request, onDelta func(string)) (comp bot.Completion, emitted bool, err error) {

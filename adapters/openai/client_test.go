@@ -166,3 +166,35 @@ func TestStringHasNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A streamed answer that takes longer than one attempt is allowed is not cut
+// off once its words flow; a stream that says nothing within the attempt
+// timeout is retried and ends as a timeout.
+func TestStreamAttemptTimeoutBoundsTheFirstWords(t *testing.T) {
+	req := bot.Request{Messages: []bot.ChatMessage{{Role: "user", Content: "explain"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	slow := newFakeOpenAI(t, step{chunks: []string{"one ", "two ", "three ", "four"}, chunkDelay: 200 * time.Millisecond, usage: withUsage(5, 0, 4)})
+	var sl sleeps
+	c := mustClient(t, Config{APIKey: "k", BaseURL: slow.URL(), AttemptTimeout: 500 * time.Millisecond}, &sl)
+	var got string
+	comp, err := c.Complete(ctx, req, func(d string) { got += d })
+	if err != nil || comp.Text != "one two three four" || got != comp.Text {
+		t.Fatalf("slow stream: %q (streamed %q), %v; want the whole answer", comp.Text, got, err)
+	}
+	if n := len(slow.Requests()); n != 1 {
+		t.Errorf("slow stream: %d requests, want 1", n)
+	}
+
+	silent := newFakeOpenAI(t, step{hang: true})
+	c = mustClient(t, Config{APIKey: "k", BaseURL: silent.URL(), AttemptTimeout: 100 * time.Millisecond, MaxRetries: 1}, &sl)
+	_, err = c.Complete(ctx, req, func(string) {})
+	var me *bot.ModelError
+	if !errors.As(err, &me) || me.Kind != bot.ModelTimeout {
+		t.Fatalf("silent stream: %v, want a timeout ModelError", err)
+	}
+	if n := len(silent.Requests()); n != 2 {
+		t.Errorf("silent stream: %d requests, want 2 (one retry)", n)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // step is one scripted answer of the fake OpenAI server.
@@ -19,8 +20,9 @@ type step struct {
 	chunks     []string // the answer, as stream deltas; joined for JSON answers
 	usage      *[3]int  // prompt, cached, completion; nil: no usage (streams only)
 	finish     string
-	hang       bool // never answer; return when the client gives up
-	stopStream bool // cut a stream after the first chunk, without [DONE]
+	hang       bool          // never answer; return when the client gives up
+	chunkDelay time.Duration // wait before each stream chunk (a slow, long answer)
+	stopStream bool          // cut a stream after the first chunk, without [DONE]
 }
 
 func withUsage(prompt, cached, completion int) *[3]int { return &[3]int{prompt, cached, completion} }
@@ -139,6 +141,11 @@ func (f *fakeOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	send(chunk([]any{map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": ""}, "finish_reason": nil}}, nil))
 	for i, c := range s.chunks {
+		select {
+		case <-time.After(s.chunkDelay):
+		case <-r.Context().Done():
+			return
+		}
 		send(chunk([]any{map[string]any{"index": 0, "delta": map[string]any{"content": c}, "finish_reason": nil}}, nil))
 		if s.stopStream && i == 0 {
 			return // the connection ends mid-answer
