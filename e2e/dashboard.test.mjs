@@ -23,7 +23,7 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SEEDSERVER = process.env.SEEDSERVER || path.join(root, "bin", "e2e-seedserver");
 
 let server; // the seedserver child process
-let ready; // {url, token, start, end, tz}
+let ready; // {url, token, user_token, start, end, tz}
 let context; // the browser context (persistent, fresh profile)
 let profileDir;
 
@@ -152,11 +152,14 @@ test("dashboard shows the API's figures", async () => {
   mkdirSync(path.join(root, "test-results"), { recursive: true });
   await page.screenshot({ path: path.join(root, "test-results", "dashboard.png"), fullPage: true });
 
-  // A non-admin token is refused with the API's message.
-  await page.evaluate(() => sessionStorage.clear());
-  await page.reload();
-  await page.fill("#token", "not-a-real-token");
-  await page.click("#load");
-  await page.waitForFunction(() => document.getElementById("status").className === "error");
-  assert.match(await page.textContent("#status"), /Could not load: Missing or invalid bearer token/);
+  // A bad token and a non-admin's token are refused with the API's message.
+  for (const [token, want] of [["not-a-real-token", /Could not load: Missing or invalid bearer token/], [ready.user_token, /Could not load: Admin role required/]]) {
+    await page.evaluate(() => sessionStorage.clear());
+    await page.reload();
+    await page.fill("#token", token);
+    await page.click("#load");
+    await page.waitForFunction(() => document.getElementById("status").className === "error");
+    assert.match(await page.textContent("#status"), want);
+    assert.equal(await page.$$eval("#chart rect.bar", (rs) => rs.length), 0, "no figures drawn for a refused token");
+  }
 });

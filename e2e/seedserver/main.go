@@ -1,6 +1,7 @@
 // Command seedserver serves opsbot's HTTP API on 127.0.0.1 over a fresh
 // database seeded with 30 days of usage, for the dashboard's browser test.
-// It prints one JSON line ({"url", "token", "start", "end", "tz"}) when it is
+// It prints one JSON line ({"url", "token", "user_token", "start", "end", "tz"},
+// token an admin's and user_token a plain user's) when it is
 // ready and runs until stdin closes or it is signalled; the database is
 // dropped on the way out.
 package main
@@ -76,12 +77,17 @@ func run() error {
 	if err := seed(ctx, pool, store, rng, now); err != nil {
 		return err
 	}
-	budgets := usage.NewBudgets(pool, usage.BudgetOptions{Location: loc})
-	team := int64(40_000_000)
 	ana, err := store.GetByHandle(ctx, "ana.santos")
 	if err != nil {
 		return err
 	}
+	// A token of a user who is not an admin: the dashboard must show the 403.
+	_, userToken, err := store.CreateToken(ctx, ana.ID, "browser test, not an admin")
+	if err != nil {
+		return err
+	}
+	budgets := usage.NewBudgets(pool, usage.BudgetOptions{Location: loc})
+	team := int64(40_000_000)
 	anaLimit := int64(5_000_000)
 	if err := budgets.Set(ctx, []usage.BudgetChange{{Limit: &team}, {UserID: ana.ID, Limit: &anaLimit}}); err != nil {
 		return err
@@ -94,7 +100,7 @@ func run() error {
 	srv := &http.Server{Handler: httpapi.New(httpapi.Deps{Log: log, DB: pool, Users: store, Budgets: budgets}),
 		ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	ready, _ := json.Marshal(map[string]string{"url": "http://" + ln.Addr().String(), "token": token,
+	ready, _ := json.Marshal(map[string]string{"url": "http://" + ln.Addr().String(), "token": token, "user_token": userToken,
 		"start": rng.First.String(), "end": rng.Last.String(), "tz": zone})
 	fmt.Println(string(ready))
 	<-ctx.Done()
