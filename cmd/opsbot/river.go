@@ -11,9 +11,10 @@ package main
 //	periodic = append(periodic, river.NewPeriodicJob(schedule, ctor, opts))
 //
 // newRiver only builds the client; serve.go starts it after the HTTP
-// listener is up and stops it (letting running jobs finish) after HTTP has
-// drained. A client built with no workers can still insert jobs (InsertTx),
-// which is what commands that only enqueue need.
+// listener is up and, on SIGTERM, stops it (letting running jobs finish)
+// while HTTP drains. A client built with no workers, or one that is
+// stopping, can still insert jobs (InsertTx), which is what commands that
+// only enqueue and HTTP handlers still draining need.
 
 import (
 	"context"
