@@ -100,15 +100,23 @@ type chatSession struct {
 }
 
 func (c *chatSession) loop(ctx context.Context, in io.Reader) error {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), conversations.MaxContentBytes*4)
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	lines, readErr := readLines(rctx, in)
 	for {
 		fmt.Fprint(c.out, "\nyou> ")
-		if !sc.Scan() {
+		var line string
+		select {
+		case <-ctx.Done(): // Ctrl-C while waiting for input: leave now, not at the next Enter
 			fmt.Fprintln(c.out)
-			return sc.Err()
+			return nil
+		case l, ok := <-lines:
+			if !ok {
+				fmt.Fprintln(c.out)
+				return <-readErr
+			}
+			line = strings.TrimSpace(l)
 		}
-		line := strings.TrimSpace(sc.Text())
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -132,6 +140,30 @@ func (c *chatSession) loop(ctx context.Context, in io.Reader) error {
 			c.ask(ctx, line)
 		}
 	}
+}
+
+// readLines reads in line by line on a goroutine of its own, so that the
+// session can wait for a line or a signal at once. The goroutine ends at the
+// end of input or, once ctx is done, at the next line; readErr then holds
+// the read error (nil at EOF).
+func readLines(ctx context.Context, in io.Reader) (lines <-chan string, readErr <-chan error) {
+	out := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64*1024), conversations.MaxContentBytes*4)
+		for sc.Scan() {
+			select {
+			case out <- sc.Text():
+			case <-ctx.Done():
+				errc <- nil
+				return
+			}
+		}
+		errc <- sc.Err()
+	}()
+	return out, errc
 }
 
 // resume continues a conversation and shows its history.

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -109,4 +113,52 @@ func TestChatWithoutModelAndResume(t *testing.T) {
 	if code, _, _ := runCmd(t, "", "chat", "--user", handle, "--conversation", "nope"); code != 2 {
 		t.Errorf("bad --conversation: exit %d, want 2", code)
 	}
+}
+
+// Ctrl-C (the context ending) while the chat waits for input ends it at
+// once, without waiting for the next line.
+func TestChatLeavesOnSignalWhileWaiting(t *testing.T) {
+	clearModelEnv(t)
+	t.Setenv("DATABASE_URL", testPool.Config().ConnString())
+	pr, pw := io.Pipe() // a terminal nobody types into
+	t.Cleanup(func() { pw.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	var errb bytes.Buffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"chat", "--user", "waiter-" + uuid.NewString()[:8]}, pr, &out, &errb)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "you> "); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no prompt")
+		}
+	}
+	cancel()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("exit %d, want 0; stderr %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("chat still waiting for input after the signal")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer one goroutine writes while another reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
