@@ -111,9 +111,11 @@ func writeUsageCSV(w http.ResponseWriter, rep usage.OrgReport) error {
 }
 
 // csvCell defuses text a spreadsheet would run as a formula (a handle or
-// model name starting with =, +, -, @).
+// model name starting with =, +, -, @, also after leading blanks, which some
+// spreadsheets skip).
 func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	t := strings.TrimLeft(s, " \t\r\n")
+	if t != "" && strings.ContainsRune("=+-@", rune(t[0])) || s != "" && strings.ContainsRune("\t\r", rune(s[0])) {
 		return "'" + s
 	}
 	return s

@@ -276,3 +276,23 @@ func TestDashboardPage(t *testing.T) {
 		t.Error("nonce reused across requests")
 	}
 }
+
+func TestCSVCellDefusesFormulas(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ana", "ana"},
+		{"=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"},
+		{"  =1+1", "'  =1+1"},
+		{"+61", "'+61"},
+		{"-x", "'-x"},
+		{"@sum", "'@sum"},
+		{"\tcmd", "'\tcmd"},
+		{"gpt-4o", "gpt-4o"},
+		{"  plain", "  plain"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := csvCell(tt.in); got != tt.want {
+			t.Errorf("csvCell(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
