@@ -173,3 +173,13 @@ func (r GapReport) Text(loc *time.Location) string {
 	}
 	return b.String()
 }
+
+// PurgeQuestionsBefore deletes recorded gap questions asked before cutoff:
+// they are copies of people's messages and follow the messages' retention.
+func (ix *Index) PurgeQuestionsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := ix.db.Exec(ctx, `DELETE FROM knowledge_gaps WHERE asked_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("purge runbook gap questions before %s: %w", cutoff.Format(time.RFC3339), err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -159,3 +159,23 @@ func TestGapReportTextBounded(t *testing.T) {
 		t.Errorf("report lacks the clipped question or the overflow line:\n%.600s", text)
 	}
 }
+
+func TestPurgeQuestionsBefore(t *testing.T) {
+	ctx := context.Background()
+	ix := mustIndex(t, "")
+	for _, q := range []string{"how do I reset the zebra cluster", "where is the llama runbook"} {
+		if err := ix.RecordGap(ctx, q, uuid.Nil, uuid.Nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := ix.PurgeQuestionsBefore(ctx, fixedNow.Add(time.Second))
+	if err != nil || n != 2 {
+		t.Fatalf("purge after they were asked: got %d %v, want 2", n, err)
+	}
+	if err := ix.RecordGap(ctx, "how do I reset the zebra cluster", uuid.Nil, uuid.Nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ix.PurgeQuestionsBefore(ctx, fixedNow); err != nil || n != 0 {
+		t.Errorf("purge before they were asked: got %d %v, want 0", n, err)
+	}
+}

@@ -124,8 +124,21 @@ func (w *RetentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 		return river.JobCancel(fmt.Errorf("retention: days %d < 1", job.Args.Days))
 	}
 	n, err := PurgeMessages(ctx, w.jobs, job.Args.Days)
-	w.jobs.log().InfoContext(ctx, "retention purge done", "deleted_messages", n, "retention_days", job.Args.Days)
-	return err
+	if err != nil {
+		return err
+	}
+	cutoff := w.jobs.now().Add(-time.Duration(job.Args.Days) * 24 * time.Hour)
+	var copies int64
+	for _, c := range w.jobs.Copies {
+		m, err := c.PurgeQuestionsBefore(ctx, cutoff)
+		if err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		copies += m
+	}
+	w.jobs.log().InfoContext(ctx, "retention purge done", "deleted_messages", n, "deleted_copies", copies,
+		"retention_days", job.Args.Days)
+	return nil
 }
 
 // PurgeMessages deletes messages created more than days days ago (as of j's

@@ -156,6 +156,15 @@ type Jobs struct {
 	Log      *slog.Logger
 	Config   JobsConfig
 	Now      func() time.Time // nil is time.Now
+	// Copies are other stores of people's words (runbook gap questions)
+	// that the retention purge empties with the messages.
+	Copies []CopyPurger
+}
+
+// CopyPurger deletes the copies of people's questions it keeps that are
+// older than cutoff, returning how many went. *knowledge.Index is one.
+type CopyPurger interface {
+	PurgeQuestionsBefore(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 func (j *Jobs) now() time.Time {

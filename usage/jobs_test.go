@@ -451,3 +451,25 @@ func TestLogNotifierKeepsTextOutOfInfo(t *testing.T) {
 		}
 	}
 }
+
+// recordingPurger is a CopyPurger that remembers the cutoff it was given.
+type recordingPurger struct{ cutoff time.Time }
+
+func (p *recordingPurger) PurgeQuestionsBefore(_ context.Context, cutoff time.Time) (int64, error) {
+	p.cutoff = cutoff
+	return 3, nil
+}
+
+// The retention purge also empties the other stores of people's words, with
+// the same cutoff as the messages.
+func TestRetentionPurgesCopies(t *testing.T) {
+	now := time.Date(2026, 11, 20, 3, 30, 0, 0, time.UTC)
+	p := &recordingPurger{}
+	w := &RetentionWorker{jobs: &Jobs{DB: testPool, Now: func() time.Time { return now }, Copies: []CopyPurger{p}}}
+	if err := w.Work(context.Background(), &river.Job[RetentionArgs]{Args: RetentionArgs{Days: 30}}); err != nil {
+		t.Fatalf("work: %v", err)
+	}
+	if want := now.Add(-30 * 24 * time.Hour); !p.cutoff.Equal(want) {
+		t.Errorf("copies purged before %v, want %v", p.cutoff, want)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apacops/opsbot/adapters/httpapi"
 	"github.com/apacops/opsbot/bot"
+	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/migrations"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
@@ -56,6 +57,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// Reports (usage digest; the runbook gap report takes the same notifier).
 	notifier := newNotifier(e.cfg.Usage, e.log)
 	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
+	// Runbook gap questions are copies of messages: they follow the retention.
+	usageJobs.Copies = append(usageJobs.Copies, knowledge.New(pool, time.Now, knowledge.WithLogger(e.log)))
 	if err := usageJobs.AddWorkers(workers); err != nil {
 		return err
 	}
