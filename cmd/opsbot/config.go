@@ -35,7 +35,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		return Config{}, fmt.Errorf("OPSBOT_TIME_ZONE: unknown zone %q", c.TimeZone)
 	}
-	c.GapsSchedule = or(getenv("OPSBOT_GAPS_SCHEDULE"), knowledge.DefaultGapSchedule)
+	// Like the other schedules, the default follows OPSBOT_TIME_ZONE.
+	c.GapsSchedule = or(getenv("OPSBOT_GAPS_SCHEDULE"), "CRON_TZ="+c.TimeZone+" 0 9 * * 1")
 	if _, err := knowledge.ParseSchedule(c.GapsSchedule); err != nil {
 		return Config{}, fmt.Errorf("OPSBOT_GAPS_SCHEDULE: %w", err)
 	}

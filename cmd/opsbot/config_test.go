@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLoadConfig(t *testing.T) {
+	env := func(kv map[string]string) func(string) string {
+		return func(k string) string { return kv[k] }
+	}
+	c, err := LoadConfig(env(nil))
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.TimeZone != "Asia/Singapore" {
+		t.Errorf("defaults: got addr %q zone %q", c.Addr, c.TimeZone)
+	}
+	c, err = LoadConfig(env(map[string]string{"OPSBOT_TIME_ZONE": "Asia/Manila"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "CRON_TZ=Asia/Manila 0 9 * * 1"; c.GapsSchedule != want {
+		t.Errorf("gap schedule: got %q, want %q (follows OPSBOT_TIME_ZONE)", c.GapsSchedule, want)
+	}
+
+	bad := []struct{ key, value string }{
+		{"OPSBOT_TIME_ZONE", "Mars/Olympus"},
+		{"OPSBOT_LOG_LEVEL", "chatty"},
+		{"OPSBOT_GAPS_SCHEDULE", "CRON_TZ=UTC"},
+		{"OPSBOT_GAPS_SCHEDULE", "every monday"},
+	}
+	for _, b := range bad {
+		if _, err := LoadConfig(env(map[string]string{b.key: b.value})); err == nil || !strings.Contains(err.Error(), b.key) {
+			t.Errorf("%s=%q: got %v, want an error naming %s", b.key, b.value, err, b.key)
+		}
+	}
+}
