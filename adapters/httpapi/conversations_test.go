@@ -16,7 +16,7 @@ import (
 
 func TestAuthRequired(t *testing.T) {
 	a := newTestAPI(t)
-	_, tok := mustToken(t, "auth-user", false)
+	_, tok := mustToken(t, "auth-user-"+uuid.NewString()[:8], false)
 	store := users.NewStore(testPool, "Asia/Singapore")
 	revoked, err := store.Ensure(context.Background(), "auth-revoked", users.RoleUser)
 	if err != nil {
@@ -65,7 +65,7 @@ func TestAuthRequired(t *testing.T) {
 
 func TestConversationLifecycle(t *testing.T) {
 	a := newTestAPI(t)
-	owner, tok := mustToken(t, "life-user", false)
+	owner, tok := mustToken(t, "life-user-"+uuid.NewString()[:8], false)
 
 	var c conversationJSON
 	resp := a.mustDo("POST", "/api/v1/conversations", tok, map[string]string{"title": "  DB failover in sg  "}, http.StatusCreated, &c)
@@ -147,8 +147,8 @@ func contains(ids []uuid.UUID, id uuid.UUID) bool {
 // A conversation owned by someone else must answer exactly like a missing one.
 func TestOwnershipIsolation(t *testing.T) {
 	a := newTestAPI(t)
-	_, aliceTok := mustToken(t, "iso-alice", false)
-	_, bobTok := mustToken(t, "iso-bob", false)
+	_, aliceTok := mustToken(t, "iso-alice-"+uuid.NewString()[:8], false)
+	_, bobTok := mustToken(t, "iso-bob-"+uuid.NewString()[:8], false)
 	var c conversationJSON
 	a.mustDo("POST", "/api/v1/conversations", aliceTok, map[string]string{"title": "alice's"}, http.StatusCreated, &c)
 	missing := uuid.New()
@@ -189,7 +189,7 @@ func TestOwnershipIsolation(t *testing.T) {
 
 func TestValidation(t *testing.T) {
 	a := newTestAPI(t)
-	_, tok := mustToken(t, "val-user", false)
+	_, tok := mustToken(t, "val-user-"+uuid.NewString()[:8], false)
 	var c conversationJSON
 	a.mustDo("POST", "/api/v1/conversations", tok, nil, http.StatusCreated, &c)
 	base := "/api/v1/conversations/" + c.ID.String()
@@ -235,7 +235,7 @@ func TestValidation(t *testing.T) {
 
 func TestBodyTooLarge(t *testing.T) {
 	a := newTestAPI(t)
-	_, tok := mustToken(t, "big-user", false)
+	_, tok := mustToken(t, "big-user-"+uuid.NewString()[:8], false)
 	body := `{"title":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
 	resp, data := a.do("POST", "/api/v1/conversations", tok, body)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
@@ -248,7 +248,7 @@ func TestBodyTooLarge(t *testing.T) {
 // between requests; offset pages are the seed's skip/limit.
 func TestListPaging(t *testing.T) {
 	a := newTestAPI(t)
-	_, tok := mustToken(t, "page-user", false)
+	_, tok := mustToken(t, "page-user-"+uuid.NewString()[:8], false)
 	const n = 25
 	want := map[uuid.UUID]bool{}
 	for i := range n {
@@ -323,7 +323,7 @@ func nextLink(t *testing.T, resp *http.Response) string {
 func TestDeleteCascadeKeepsUsage(t *testing.T) {
 	ctx := context.Background()
 	a := newTestAPI(t)
-	owner, tok := mustToken(t, "cascade-user", false)
+	owner, tok := mustToken(t, "cascade-user-"+uuid.NewString()[:8], false)
 	var c conversationJSON
 	a.mustDo("POST", "/api/v1/conversations", tok, nil, http.StatusCreated, &c)
 	store := conversations.NewStore(testPool)
@@ -358,7 +358,7 @@ func TestDeleteCascadeKeepsUsage(t *testing.T) {
 func TestListMessages(t *testing.T) {
 	ctx := context.Background()
 	a := newTestAPI(t)
-	owner, tok := mustToken(t, "msg-user", false)
+	owner, tok := mustToken(t, "msg-user-"+uuid.NewString()[:8], false)
 	var c conversationJSON
 	a.mustDo("POST", "/api/v1/conversations", tok, nil, http.StatusCreated, &c)
 	store := conversations.NewStore(testPool)
