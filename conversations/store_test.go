@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -57,7 +58,8 @@ func TestFindOrCreateByThreadConcurrent(t *testing.T) {
 	ctx := context.Background()
 	s := conversations.NewStore(pool)
 	u := mustUser(t, "thread-racer")
-	key := conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: "1700000000.000100"}
+	// A thread of its own per run, so the test repeats under -count=N.
+	key := conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: "1700000000." + uuid.NewString()[:6]}
 	const racers = 8
 	ids := make(chan conversations.Conversation, racers)
 	created := make(chan bool, racers)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/internal/testdb"
@@ -22,17 +24,18 @@ func TestMain(m *testing.M) {
 func TestEnsureRaisesButNeverLowersRole(t *testing.T) {
 	ctx := context.Background()
 	s := users.NewStore(pool, "Asia/Manila")
-	u, err := s.Ensure(ctx, "maria", users.RoleUser)
+	maria := "maria-" + uuid.NewString()[:8] // new on every run (-count=N)
+	u, err := s.Ensure(ctx, maria, users.RoleUser)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.TimeZone != "Asia/Manila" || u.Role != users.RoleUser {
 		t.Errorf("new user: got zone %s role %s", u.TimeZone, u.Role)
 	}
-	if u, _ = s.Ensure(ctx, "maria", users.RoleAdmin); u.Role != users.RoleAdmin {
+	if u, _ = s.Ensure(ctx, maria, users.RoleAdmin); u.Role != users.RoleAdmin {
 		t.Errorf("raise: got %s, want admin", u.Role)
 	}
-	if u, _ = s.Ensure(ctx, "maria", users.RoleUser); u.Role != users.RoleAdmin {
+	if u, _ = s.Ensure(ctx, maria, users.RoleUser); u.Role != users.RoleAdmin {
 		t.Errorf("ensure as user lowered the role to %s", u.Role)
 	}
 	for _, bad := range []struct{ handle, role string }{{"", users.RoleUser}, {"x", "root"}} {
@@ -47,7 +50,8 @@ func TestEnsureRaisesButNeverLowersRole(t *testing.T) {
 func TestResolveIdentityConcurrentFirstContact(t *testing.T) {
 	ctx := context.Background()
 	s := users.NewStore(pool, "Asia/Singapore")
-	id := users.Identity{Platform: "slack", Tenant: "T0001", ExternalID: "U0042", DisplayName: "Wei Ling"}
+	ext := "U" + strings.ToUpper(uuid.NewString()[:8]) // new on every run (-count=N)
+	id := users.Identity{Platform: "slack", Tenant: "T0001", ExternalID: ext, DisplayName: "Wei Ling"}
 	const n = 8
 	got := make([]users.User, n)
 	var wg sync.WaitGroup
@@ -66,10 +70,10 @@ func TestResolveIdentityConcurrentFirstContact(t *testing.T) {
 			t.Fatalf("two users for one identity: %s and %s", got[0].ID, got[i].ID)
 		}
 	}
-	if got[0].DisplayName != "Wei Ling" || got[0].Handle != "slack:T0001:U0042" {
+	if got[0].DisplayName != "Wei Ling" || got[0].Handle != "slack:T0001:"+ext {
 		t.Errorf("user: got %+v", got[0])
 	}
-	other, err := s.ResolveIdentity(ctx, users.Identity{Platform: "teams", Tenant: "T0001", ExternalID: "U0042"})
+	other, err := s.ResolveIdentity(ctx, users.Identity{Platform: "teams", Tenant: "T0001", ExternalID: ext})
 	if err != nil || other.ID == got[0].ID {
 		t.Errorf("a Teams identity with the same ids must be a different person: %v %v", other.ID, err)
 	}
