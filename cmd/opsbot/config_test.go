@@ -36,3 +36,28 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectPoolSize(t *testing.T) {
+	base := testPool.Config().ConnString()
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	tests := []struct {
+		url  string
+		want int32
+	}{
+		{base, defaultPoolConns},
+		{base + sep + "pool_max_conns=3", 3},
+	}
+	for _, tt := range tests {
+		pool, err := connect(t.Context(), Config{DatabaseURL: tt.url})
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		if got := pool.Config().MaxConns; got != tt.want {
+			t.Errorf("MaxConns: got %d, want %d", got, tt.want)
+		}
+		pool.Close()
+	}
+}

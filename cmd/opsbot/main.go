@@ -106,6 +106,9 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
+// defaultPoolConns is the pool size when DATABASE_URL does not set one.
+const defaultPoolConns = 20
+
 // connect opens the pool every database command uses.
 func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if cfg.DatabaseURL == "" {
@@ -114,6 +117,11 @@ func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %s", parseReason(err))
+	}
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		// pgx's default (max(4, cores)) starves River's workers and the HTTP
+		// handlers of each other; pool_max_conns in the URL overrides this.
+		pc.MaxConns = defaultPoolConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
