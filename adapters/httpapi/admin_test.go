@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"log/slog"
 	"net/http"
@@ -73,19 +72,8 @@ func newOrgAPI(tb testing.TB, adjust ...func(*Deps)) (*testAPI, *pgxpool.Pool, f
 	store := users.NewStore(db, "Asia/Singapore")
 	a := newTestAPI(tb, append([]func(*Deps){func(d *Deps) { d.DB, d.Users = db, store }}, adjust...)...)
 	mk := func(handle string, admin bool) (users.User, string) {
-		role := users.RoleUser
-		if admin {
-			role = users.RoleAdmin
-		}
-		u, err := store.Ensure(context.Background(), handle, role)
-		if err != nil {
-			tb.Fatalf("ensure %s: %v", handle, err)
-		}
-		_, secret, err := store.CreateToken(context.Background(), u.ID, "test")
-		if err != nil {
-			tb.Fatalf("token for %s: %v", handle, err)
-		}
-		return u, secret
+		tb.Helper()
+		return mustTokenIn(tb, store, handle, admin)
 	}
 	return a, db, mk
 }

@@ -48,7 +48,12 @@ func newTestAPI(tb testing.TB, adjust ...func(*Deps)) *testAPI {
 // mustToken creates a user (if new) with a fresh token and returns both.
 func mustToken(tb testing.TB, handle string, admin bool) (users.User, string) {
 	tb.Helper()
-	store := users.NewStore(testPool, "Asia/Singapore")
+	return mustTokenIn(tb, users.NewStore(testPool, "Asia/Singapore"), handle, admin)
+}
+
+// mustTokenIn is mustToken on another database's store.
+func mustTokenIn(tb testing.TB, store *users.Store, handle string, admin bool) (users.User, string) {
+	tb.Helper()
 	role := users.RoleUser
 	if admin {
 		role = users.RoleAdmin
