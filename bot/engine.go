@@ -187,7 +187,7 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 			return Reply{}, err
 		}
 	}
-	hits, answered := e.retrieve(ctx, modelText)
+	hits, answered := e.retrieve(ctx, withoutMarkers(modelText))
 
 	a, err := e.answer(ctx, history, hits, answered, modelText, onDelta)
 	if err != nil {

@@ -146,3 +146,17 @@ func BenchmarkRedactWorstCase(b *testing.B) {
 		_ = Redact(msg)
 	}
 }
+
+func TestWithoutMarkers(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"disk full", "disk full"},
+		{"token [REDACTED:slack-token] leaked", "token   leaked"},
+		{"[REDACTED:aws-access-key][REDACTED:jwt]", "  "},
+		{"[REDACTED: not ours]", "[REDACTED: not ours]"},
+	}
+	for _, tt := range tests {
+		if got := withoutMarkers(tt.in); got != tt.want {
+			t.Errorf("withoutMarkers(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
