@@ -1,0 +1,131 @@
+package conversations
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+const messageColumns = `id, seq, conversation_id, author_id, role, content, coalesce(platform_message_id, ''),
+	created_at, metadata, prompt_tokens, completion_tokens, total_tokens, cost_micro_usd`
+
+func scanMessage(row pgx.Row) (Message, error) {
+	var m Message
+	err := row.Scan(&m.ID, &m.Seq, &m.ConversationID, &m.AuthorID, &m.Role, &m.Content, &m.PlatformMessageID,
+		&m.CreatedAt, &m.Metadata, &m.PromptTokens, &m.CompletionTokens, &m.TotalTokens, &m.CostMicroUSD)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, ErrNotFound
+	}
+	return m, err
+}
+
+// AppendMessage adds a message and moves the conversation's counters and
+// activity time with it, in one statement.
+func (s *Store) AppendMessage(ctx context.Context, n NewMessage) (Message, error) {
+	if !validRole(n.Role) {
+		return Message{}, invalid("role", "must be user, assistant or system")
+	}
+	if len(n.Content) > MaxContentBytes*4 { // replies may be longer than questions, not unbounded
+		return Message{}, &TooLargeError{Field: "content", Limit: MaxContentBytes * 4}
+	}
+	meta := n.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage(`{}`)
+	}
+	var platformID *string
+	if n.PlatformMessageID != "" {
+		platformID = &n.PlatformMessageID
+	}
+	m, err := scanMessage(s.db.QueryRow(ctx, `
+		WITH m AS (
+			INSERT INTO messages (conversation_id, author_id, role, content, platform_message_id, metadata,
+				prompt_tokens, completion_tokens, total_tokens, cost_micro_usd)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			RETURNING `+messageColumns+`
+		), c AS (
+			UPDATE conversations SET message_count = message_count + 1,
+				last_message_at = greatest(last_message_at, m.created_at), updated_at = now()
+			FROM m WHERE conversations.id = m.conversation_id
+		)
+		SELECT * FROM m`,
+		n.ConversationID, n.AuthorID, n.Role, n.Content, platformID, meta,
+		n.PromptTokens, n.CompletionTokens, n.TotalTokens, n.CostMicroUSD))
+	if err != nil {
+		return Message{}, fmt.Errorf("append message to %s: %w", n.ConversationID, mapWriteError(err))
+	}
+	return m, nil
+}
+
+// SetPlatformMessageID records where a message was posted on a chat platform,
+// so a retried job can tell the reply is already out.
+func (s *Store) SetPlatformMessageID(ctx context.Context, id uuid.UUID, platformID string) error {
+	tag, err := s.db.Exec(ctx, `UPDATE messages SET platform_message_id = $2 WHERE id = $1`, id, platformID)
+	if err != nil {
+		return fmt.Errorf("set platform message id: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set platform message id: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// ListMessages returns a page of the owner's conversation, oldest first.
+func (s *Store) ListMessages(ctx context.Context, ownerID, conversationID uuid.UUID, o PageOptions) (Page[Message], error) {
+	if err := o.validate(); err != nil {
+		return Page[Message]{}, err
+	}
+	if _, err := s.Get(ctx, ownerID, conversationID); err != nil {
+		return Page[Message]{}, err
+	}
+	var after int64
+	if o.Cursor != "" {
+		var err error
+		if after, err = parseMessageCursor(o.Cursor); err != nil {
+			return Page[Message]{}, err
+		}
+	}
+	items, err := s.messages(ctx, `WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3 OFFSET $4`,
+		conversationID, after, o.Limit+1, o.Skip)
+	if err != nil {
+		return Page[Message]{}, fmt.Errorf("list messages of %s: %w", conversationID, err)
+	}
+	p := Page[Message]{Items: items}
+	if len(items) > o.Limit {
+		p.Items = items[:o.Limit]
+		p.Next = messageCursor(p.Items[o.Limit-1])
+	}
+	return p, nil
+}
+
+// Recent returns up to n of a conversation's latest messages, oldest first:
+// the history a model sees.
+func (s *Store) Recent(ctx context.Context, conversationID uuid.UUID, n int) ([]Message, error) {
+	items, err := s.messages(ctx, `WHERE seq IN (
+		SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2) ORDER BY seq`,
+		conversationID, n)
+	if err != nil {
+		return nil, fmt.Errorf("recent messages of %s: %w", conversationID, err)
+	}
+	return items, nil
+}
+
+func (s *Store) messages(ctx context.Context, where string, args ...any) ([]Message, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
