@@ -219,22 +219,17 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 			conv = c
 		}
 		var err error
-		reply.UserMessage, err = s.AppendMessage(ctx, conversations.NewMessage{
+		reply.UserMessage, err = s.AppendMessage(ctx, conversations.NewMessage{TurnKey: t.Key,
 			ConversationID: conv.ID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: storedText})
 		if err != nil {
 			return err
 		}
-		reply.AssistantMessage, err = s.AppendMessage(ctx, conversations.NewMessage{
+		reply.AssistantMessage, err = s.AppendMessage(ctx, conversations.NewMessage{TurnKey: t.Key,
 			ConversationID: conv.ID, Role: conversations.RoleAssistant, Content: a.text, Metadata: meta,
 			PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
 			TotalTokens: a.usage.TotalTokens, CostMicroUSD: a.usage.CostMicroUSD})
 		if err != nil {
 			return err
-		}
-		if t.Key != "" {
-			if err := setTurnKey(ctx, tx, t.Key, reply.UserMessage.ID, reply.AssistantMessage.ID); err != nil {
-				return err
-			}
 		}
 		if err := usage.Record(ctx, tx, usage.Event{
 			UserID: t.UserID, ConversationID: conv.ID, MessageID: reply.AssistantMessage.ID, Source: t.Source,
@@ -252,7 +247,7 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 		return nil
 	})
 	if err != nil {
-		if isTurnKeyConflict(err) {
+		if errors.Is(err, conversations.ErrTurnStored) {
 			// The same turn was stored concurrently (a duplicate delivery
 			// raced this one): answer with what was stored.
 			r, ok, lerr := storedReply(ctx, e.cfg.DB, t.Key)

@@ -43,6 +43,9 @@ const (
 var (
 	ErrNotFound = errors.New("conversation not found")
 	ErrConflict = errors.New("conversation already exists")
+	// ErrTurnStored is AppendMessage refusing a second message of one role
+	// under one turn key: the turn was stored already.
+	ErrTurnStored = errors.New("turn already stored")
 )
 
 // ValidationError names the input field that was refused and why.
@@ -119,6 +122,10 @@ type Message struct {
 
 // NewMessage is what AppendMessage writes.
 type NewMessage struct {
+	// TurnKey, when set, ties the message to one turn (its user message
+	// and its reply): a second message of the same role under the same key
+	// is refused with ErrTurnStored, which makes retried turns idempotent.
+	TurnKey           string
 	ConversationID    uuid.UUID
 	AuthorID          *uuid.UUID
 	Role              string

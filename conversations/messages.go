@@ -36,15 +36,18 @@ func (s *Store) AppendMessage(ctx context.Context, n NewMessage) (Message, error
 	if len(meta) == 0 {
 		meta = json.RawMessage(`{}`)
 	}
-	var platformID *string
+	var platformID, turnKey *string
 	if n.PlatformMessageID != "" {
 		platformID = &n.PlatformMessageID
+	}
+	if n.TurnKey != "" {
+		turnKey = &n.TurnKey
 	}
 	m, err := scanMessage(s.db.QueryRow(ctx, `
 		WITH m AS (
 			INSERT INTO messages (conversation_id, author_id, role, content, platform_message_id, metadata,
-				prompt_tokens, completion_tokens, total_tokens, cost_micro_usd)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+				prompt_tokens, completion_tokens, total_tokens, cost_micro_usd, turn_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			RETURNING `+messageColumns+`
 		), c AS (
 			UPDATE conversations SET message_count = message_count + 1,
@@ -53,11 +56,21 @@ func (s *Store) AppendMessage(ctx context.Context, n NewMessage) (Message, error
 		)
 		SELECT * FROM m`,
 		n.ConversationID, n.AuthorID, n.Role, n.Content, platformID, meta,
-		n.PromptTokens, n.CompletionTokens, n.TotalTokens, n.CostMicroUSD))
+		n.PromptTokens, n.CompletionTokens, n.TotalTokens, n.CostMicroUSD, turnKey))
 	if err != nil {
 		return Message{}, fmt.Errorf("append message to %s: %w", n.ConversationID, mapWriteError(err))
 	}
 	return m, nil
+}
+
+// MessagesOfTurn returns the messages stored under a turn key, oldest first:
+// none when the turn was never stored.
+func (s *Store) MessagesOfTurn(ctx context.Context, key string) ([]Message, error) {
+	items, err := s.messages(ctx, `WHERE turn_key = $1 ORDER BY seq`, key)
+	if err != nil {
+		return nil, fmt.Errorf("messages of turn %q: %w", key, err)
+	}
+	return items, nil
 }
 
 // SetPlatformMessageID records where a message was posted on a chat platform,

@@ -62,11 +62,17 @@ func collectConversations(rows pgx.Rows) ([]Conversation, error) {
 	return out, rows.Err()
 }
 
+// turnKeyIndex is the unique index (migration 002) that stores a turn once.
+const turnKeyIndex = "messages_turn_key_role"
+
 func mapWriteError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505":
+			if pgErr.ConstraintName == turnKeyIndex {
+				return ErrTurnStored
+			}
 			return ErrConflict
 		case "23503": // the owner or conversation is gone
 			return ErrNotFound

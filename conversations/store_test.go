@@ -195,3 +195,35 @@ func TestValidationErrors(t *testing.T) {
 		t.Errorf("content at the limit: got %v, want nil", err)
 	}
 }
+
+// A turn key stores one message per role; a second is ErrTurnStored and the
+// stored ones come back by key.
+func TestTurnKey(t *testing.T) {
+	ctx := context.Background()
+	s := conversations.NewStore(pool)
+	u := mustUser(t, "turnkey-user-"+uuid.NewString())
+	c, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: conversations.SourceAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "api:" + uuid.NewString()
+	for _, role := range []string{conversations.RoleUser, conversations.RoleAssistant} {
+		if _, err := s.AppendMessage(ctx, conversations.NewMessage{TurnKey: key, ConversationID: c.ID, Role: role, Content: role}); err != nil {
+			t.Fatalf("append %s: %v", role, err)
+		}
+	}
+	_, err = s.AppendMessage(ctx, conversations.NewMessage{TurnKey: key, ConversationID: c.ID, Role: conversations.RoleUser, Content: "again"})
+	if !errors.Is(err, conversations.ErrTurnStored) {
+		t.Errorf("second user message of the turn: got %v, want ErrTurnStored", err)
+	}
+	got, err := s.MessagesOfTurn(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Role != conversations.RoleUser || got[1].Role != conversations.RoleAssistant {
+		t.Errorf("messages of turn: got %+v, want the user message then the reply", got)
+	}
+	if none, err := s.MessagesOfTurn(ctx, "api:never"); err != nil || len(none) != 0 {
+		t.Errorf("unknown turn: got %d messages, %v", len(none), err)
+	}
+}
