@@ -16,6 +16,7 @@ import (
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
@@ -54,7 +55,10 @@ func runChat(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("user %q: %w", *handle, err)
 	}
-	engine, err := newEngine(e.cfg.Engine, pool, engineDeps{budgets: newBudgets(e.cfg.Usage, pool)}, e.log)
+	engine, err := newEngine(e.cfg.Engine, pool, engineDeps{
+		runbooks: knowledge.New(pool, time.Now, knowledge.WithLogger(e.log)),
+		budgets:  newBudgets(e.cfg.Usage, pool),
+	}, e.log)
 	if err != nil {
 		return err
 	}

@@ -75,8 +75,9 @@ func loadEngineConfig(getenv func(string) string) (EngineConfig, error) {
 
 // engineDeps are the optional parts an engine is built with.
 type engineDeps struct {
-	budgets *usage.Budgets // nil: no budgets
-	metrics *bot.Metrics   // nil: no metrics
+	runbooks *knowledge.Index // the runbook index answers are grounded in
+	budgets  *usage.Budgets   // nil: no budgets
+	metrics  *bot.Metrics     // nil: no metrics
 }
 
 // newEngine builds the engine from the configuration: the model when one is
@@ -86,7 +87,7 @@ func newEngine(cfg EngineConfig, pool *pgxpool.Pool, d engineDeps, log *slog.Log
 		DB:          pool,
 		Model:       cfg.LLM.Model,
 		Prices:      cfg.Prices,
-		Retriever:   knowledge.New(pool, time.Now, knowledge.WithLogger(log)),
+		Retriever:   d.runbooks,
 		Metrics:     d.metrics,
 		Log:         log,
 		StoreRaw:    cfg.StoreRaw,

@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -135,12 +134,12 @@ func runbooksGaps(ctx context.Context, e *env, args []string) error {
 // answer" worker on workers and returns its periodic job on
 // OPSBOT_GAPS_SCHEDULE (none when the schedule is off). The report goes
 // through n, the notifier the usage digest uses.
-func gapReportJobs(cfg Config, pool *pgxpool.Pool, n knowledge.Notifier, workers *river.Workers) ([]*river.PeriodicJob, error) {
+func gapReportJobs(cfg Config, ix *knowledge.Index, n knowledge.Notifier, workers *river.Workers) ([]*river.PeriodicJob, error) {
 	loc, err := time.LoadLocation(cfg.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("load time zone %q: %w", cfg.TimeZone, err)
 	}
-	if err := river.AddWorkerSafely(workers, &knowledge.GapReportWorker{Index: knowledge.New(pool, time.Now), Notifier: n, Location: loc}); err != nil {
+	if err := river.AddWorkerSafely(workers, &knowledge.GapReportWorker{Index: ix, Notifier: n, Location: loc}); err != nil {
 		return nil, fmt.Errorf("add runbook gap report worker: %w", err)
 	}
 	sched, err := knowledge.ParseSchedule(cfg.GapsSchedule)

@@ -147,7 +147,7 @@ func TestGapReportJobsWiring(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.schedule, func(t *testing.T) {
 			cfg := Config{TimeZone: "Asia/Manila", GapsSchedule: tt.schedule}
-			got, err := gapReportJobs(cfg, pool, textNotifier(make(chan string)), river.NewWorkers())
+			got, err := gapReportJobs(cfg, knowledge.New(pool, time.Now), textNotifier(make(chan string)), river.NewWorkers())
 			if err != nil || len(got) != tt.wantPeriodic {
 				t.Errorf("gapReportJobs = %d periodic jobs, %v; want %d", len(got), err, tt.wantPeriodic)
 			}
@@ -162,7 +162,7 @@ func TestGapReportJobsWiring(t *testing.T) {
 	}
 	reports := make(textNotifier, 1)
 	workers := river.NewWorkers()
-	if _, err := gapReportJobs(Config{TimeZone: "Asia/Manila", GapsSchedule: "off"}, pool, reports, workers); err != nil {
+	if _, err := gapReportJobs(Config{TimeZone: "Asia/Manila", GapsSchedule: "off"}, knowledge.New(pool, time.Now), reports, workers); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -41,7 +41,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(usage.NewQueueCollector(pool))
 	budgets := newBudgets(e.cfg.Usage, pool)
-	engine, err := newEngine(e.cfg.Engine, pool, engineDeps{budgets: budgets, metrics: bot.NewMetrics(reg)}, e.log)
+	// One runbook index serves the engine, the gap report and the retention purge.
+	runbooks := knowledge.New(pool, time.Now, knowledge.WithLogger(e.log))
+	engine, err := newEngine(e.cfg.Engine, pool,
+		engineDeps{runbooks: runbooks, budgets: budgets, metrics: bot.NewMetrics(reg)}, e.log)
 	if err != nil {
 		return err
 	}
@@ -58,7 +61,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	notifier := newNotifier(e.cfg.Usage, e.log)
 	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
 	// Runbook gap questions are copies of messages: they follow the retention.
-	usageJobs.Copies = append(usageJobs.Copies, knowledge.New(pool, time.Now, knowledge.WithLogger(e.log)))
+	usageJobs.Copies = append(usageJobs.Copies, runbooks)
 	if err := usageJobs.AddWorkers(workers); err != nil {
 		return err
 	}
@@ -67,7 +70,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	periodic = append(periodic, usagePeriodic...)
-	gapJobs, err := gapReportJobs(e.cfg, pool, notifier, workers)
+	gapJobs, err := gapReportJobs(e.cfg, runbooks, notifier, workers)
 	if err != nil {
 		return err
 	}
