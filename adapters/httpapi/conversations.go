@@ -36,12 +36,12 @@ func toConversationJSON(c conversations.Conversation) conversationJSON {
 
 // usageJSON is the per-message usage of the REST contract.
 type usageJSON struct {
-	Model            string  `json:"model,omitempty"`
-	PromptTokens     int     `json:"prompt_tokens"`
-	CompletionTokens int     `json:"completion_tokens"`
-	TotalTokens      int     `json:"total_tokens"`
-	CostUSD          float64 `json:"cost_usd"`
-	Estimated        bool    `json:"estimated"`
+	Model            string `json:"model,omitempty"`
+	PromptTokens     int    `json:"prompt_tokens"`
+	CompletionTokens int    `json:"completion_tokens"`
+	TotalTokens      int    `json:"total_tokens"`
+	CostUSD          usd    `json:"cost_usd"`
+	Estimated        bool   `json:"estimated"`
 }
 
 // messageJSON is the Message of the REST contract.
@@ -55,9 +55,6 @@ type messageJSON struct {
 	Metadata       json.RawMessage `json:"metadata"`
 	Usage          *usageJSON      `json:"usage"`
 }
-
-// microToUSD renders integer micro-USD at the edge.
-func microToUSD(micro int64) float64 { return float64(micro) / 1e6 }
 
 func toMessageJSON(m conversations.Message) messageJSON {
 	out := messageJSON{
@@ -75,7 +72,7 @@ func toMessageJSON(m conversations.Message) messageJSON {
 		_ = json.Unmarshal(m.Metadata, &meta)
 		out.Usage = &usageJSON{
 			Model: meta.Model, PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens,
-			TotalTokens: m.TotalTokens, CostUSD: microToUSD(m.CostMicroUSD), Estimated: meta.Estimated,
+			TotalTokens: m.TotalTokens, CostUSD: usd(m.CostMicroUSD), Estimated: meta.Estimated,
 		}
 	}
 	return out

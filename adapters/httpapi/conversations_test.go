@@ -400,7 +400,7 @@ func TestListMessages(t *testing.T) {
 		if m.Content != fmt.Sprintf("m%d", i) {
 			t.Errorf("message %d: got %q, want m%d (oldest first)", i, m.Content, i)
 		}
-		if m.Role == "assistant" && (m.Usage == nil || m.Usage.CostUSD != 0.0025 || m.Usage.Model != "gpt-4o-mini" || m.Usage.TotalTokens != 8) {
+		if m.Role == "assistant" && (m.Usage == nil || m.Usage.CostUSD != usd(2500) || m.Usage.Model != "gpt-4o-mini" || m.Usage.TotalTokens != 8) {
 			t.Errorf("assistant usage: got %+v", m.Usage)
 		}
 		if m.Role == "user" && (m.Usage != nil || m.AuthorID == nil || *m.AuthorID != owner.ID) {

@@ -70,7 +70,7 @@ func toSendResponse(r bot.Reply) sendResponse {
 
 func turnUsage(u bot.Usage) usageJSON {
 	return usageJSON{Model: u.Model, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
-		TotalTokens: u.TotalTokens, CostUSD: microToUSD(u.CostMicroUSD), Estimated: u.Estimated}
+		TotalTokens: u.TotalTokens, CostUSD: usd(u.CostMicroUSD), Estimated: u.Estimated}
 }
 
 // sendMessage answers POST /api/v1/conversations/{id}/messages through the

@@ -91,7 +91,7 @@ func TestSendMessage(t *testing.T) {
 	var got sendResponse
 	a.mustDo("POST", "/api/v1/conversations/"+conv+"/messages", tok, map[string]string{"content": "pod is stuck"}, http.StatusCreated, &got)
 	// 1000 x 0.15 + 500 x 0.60 = 450 micro-USD.
-	wantUsage := usageJSON{Model: "gpt-4o-mini", PromptTokens: 1000, CompletionTokens: 500, TotalTokens: 1500, CostUSD: 0.00045}
+	wantUsage := usageJSON{Model: "gpt-4o-mini", PromptTokens: 1000, CompletionTokens: 500, TotalTokens: 1500, CostUSD: usd(450)}
 	if got.Usage != wantUsage {
 		t.Errorf("usage = %+v, want %+v", got.Usage, wantUsage)
 	}
@@ -244,7 +244,7 @@ func TestSendMessageStreams(t *testing.T) {
 	}
 	var us usageJSON
 	_ = json.Unmarshal([]byte(events[3].data), &us)
-	if us.CostUSD != 0.00045 || us.TotalTokens != 1500 || us.Model != "gpt-4o-mini" {
+	if us.CostUSD != usd(450) || us.TotalTokens != 1500 || us.Model != "gpt-4o-mini" {
 		t.Errorf("usage event = %+v", us)
 	}
 	var done sendResponse
