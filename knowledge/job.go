@@ -9,14 +9,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
 
-	"github.com/apacops/opsbot/usage"
+	"github.com/apacops/opsbot/periodic"
 )
-
-// Notifier delivers a text report to the ops channel. cmd/opsbot wires one
-// concrete notifier to both this report and the daily usage digest.
-type Notifier interface {
-	Notify(ctx context.Context, text string) error
-}
 
 // DefaultGapSchedule is when the weekly gap report goes out: Monday 09:00
 // Singapore time.
@@ -38,7 +32,7 @@ func (GapReportArgs) Kind() string { return "knowledge_gap_report" }
 type GapReportWorker struct {
 	river.WorkerDefaults[GapReportArgs]
 	Index    *Index
-	Notifier Notifier
+	Notifier periodic.Notifier
 	Location *time.Location // times in the report; nil is UTC
 }
 
@@ -61,23 +55,18 @@ func (w *GapReportWorker) Work(ctx context.Context, job *river.Job[GapReportArgs
 // ParseSchedule reads OPSBOT_GAPS_SCHEDULE: a standard five-field cron
 // expression with an optional CRON_TZ= prefix; empty means
 // DefaultGapSchedule and "off" disables the report (nil schedule, nil error).
-// It is usage.ParseSchedule, so every schedule reads (and fails) alike and
-// none can panic.
+// It is periodic.Parse, so every schedule reads (and fails) alike and none
+// can panic.
 func ParseSchedule(spec string) (cron.Schedule, error) {
 	if strings.TrimSpace(spec) == "" {
 		spec = DefaultGapSchedule
 	}
-	return usage.ParseSchedule(spec, "", nil)
+	return periodic.Parse(spec, "", nil)
 }
 
 // GapReportJob is the periodic River job for the weekly report on sched (from
 // ParseSchedule). It is unique per hour, so a leader change around the
 // scheduled time cannot send the report twice.
 func GapReportJob(sched cron.Schedule) *river.PeriodicJob {
-	return river.NewPeriodicJob(sched, func() (river.JobArgs, *river.InsertOpts) {
-		return GapReportArgs{}, &river.InsertOpts{
-			MaxAttempts: 5,
-			UniqueOpts:  river.UniqueOpts{ByPeriod: time.Hour},
-		}
-	}, &river.PeriodicJobOpts{ID: "knowledge_gap_report"})
+	return periodic.Job(GapReportArgs{}.Kind(), sched, func() river.JobArgs { return GapReportArgs{} })
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/apacops/opsbot/internal/testdb"
+	"github.com/apacops/opsbot/internal/testriver"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -341,7 +342,7 @@ func TestAdmitJoinsOrgLockSetMidway(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, "Admit to wait for the user's lock", func() bool { return waiting(false) })
+	testriver.WaitFor(t, "Admit to wait for the user's lock", func() bool { return waiting(false) })
 
 	mustSetBudgets(t, b, BudgetChange{Limit: ptr(int64(1_000_000))}) // the org budget appears
 	orgTx := lock(`SELECT pg_advisory_xact_lock($1, 0)`, advisoryClass)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+
+	"github.com/apacops/opsbot/periodic"
 )
 
 // DigestArgs is the River job that posts one day's usage digest.
@@ -39,7 +41,7 @@ func (w *DigestWorker) Work(ctx context.Context, job *river.Job[DigestArgs]) err
 	}
 	n := w.jobs.Notifier
 	if n == nil {
-		n = LogNotifier{Log: w.jobs.log()}
+		n = periodic.LogNotifier{Log: w.jobs.log()}
 	}
 	if err := n.Notify(ctx, text); err != nil {
 		return fmt.Errorf("deliver usage digest for %s: %w", day, err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/apacops/opsbot/usage"
+	"github.com/apacops/opsbot/periodic"
 )
 
 // Notifier posts reports (the daily usage digest, the weekly runbook gap
@@ -18,7 +18,7 @@ type Notifier struct {
 	channel string
 }
 
-var _ usage.Notifier = (*Notifier)(nil)
+var _ periodic.Notifier = (*Notifier)(nil)
 
 // NewNotifier returns a notifier posting to channel (an id like C0123 or a
 // name) with the bot token. apiURL is SLACK_API_URL (ending in /api/); empty

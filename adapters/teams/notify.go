@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apacops/opsbot/usage"
+	"github.com/apacops/opsbot/periodic"
 )
 
 // Notifier posts reports (the daily usage digest, the weekly runbook gap
@@ -30,7 +30,7 @@ type Notifier struct {
 	expires time.Time
 }
 
-var _ usage.Notifier = (*Notifier)(nil)
+var _ periodic.Notifier = (*Notifier)(nil)
 
 // NotifierConfig says where reports go and how the bot signs in.
 type NotifierConfig struct {

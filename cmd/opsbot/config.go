@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/knowledge"
 )
 
@@ -18,9 +19,11 @@ type Config struct {
 	// GapsSchedule is when the weekly "questions the runbooks could not
 	// answer" report goes out (OPSBOT_GAPS_SCHEDULE; "off" disables it).
 	GapsSchedule string
-	// Usage configures budgets, the usage digest, auto-archive and
-	// retention (cmd/opsbot/usage.go).
+	// Usage configures budgets, the usage digest and where reports go
+	// (cmd/opsbot/usage.go).
 	Usage UsageConfig
+	// Housekeeping configures auto-archive and retention (usage.go).
+	Housekeeping conversations.HousekeepingConfig
 	// Engine configures the model, prices and redaction (engine.go).
 	Engine EngineConfig
 }
@@ -45,6 +48,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	c.Usage = uc
+	if c.Housekeeping, err = loadHousekeepingConfig(getenv, uc.Jobs.Location); err != nil {
+		return Config{}, err
+	}
 	ec, err := loadEngineConfig(getenv)
 	if err != nil {
 		return Config{}, err

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/apacops/opsbot/knowledge"
+	"github.com/apacops/opsbot/periodic"
 )
 
 func runRunbooks(ctx context.Context, e *env, args []string) error {
@@ -134,7 +135,7 @@ func runbooksGaps(ctx context.Context, e *env, args []string) error {
 // answer" worker on workers and returns its periodic job on
 // OPSBOT_GAPS_SCHEDULE (none when the schedule is off). The report goes
 // through n, the notifier the usage digest uses.
-func gapReportJobs(cfg Config, ix *knowledge.Index, n knowledge.Notifier, workers *river.Workers) ([]*river.PeriodicJob, error) {
+func gapReportJobs(cfg Config, ix *knowledge.Index, n periodic.Notifier, workers *river.Workers) ([]*river.PeriodicJob, error) {
 	loc, err := time.LoadLocation(cfg.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("load time zone %q: %w", cfg.TimeZone, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apacops/opsbot/adapters/httpapi"
 	"github.com/apacops/opsbot/bot"
+	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/migrations"
 	"github.com/apacops/opsbot/usage"
@@ -61,15 +62,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	notifier := newNotifier(e.cfg.Usage, e.log)
 	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
 	// Runbook gap questions are copies of messages: they follow the retention.
-	usageJobs.Copies = append(usageJobs.Copies, runbooks)
-	if err := usageJobs.AddWorkers(workers); err != nil {
-		return err
+	housekeeping := &conversations.Housekeeping{DB: pool, Config: e.cfg.Housekeeping, Log: e.log,
+		Copies: []conversations.CopyPurger{runbooks}}
+	for _, jobs := range []interface {
+		AddWorkers(*river.Workers) error
+		PeriodicJobs() ([]*river.PeriodicJob, error)
+	}{usageJobs, housekeeping} {
+		if err := jobs.AddWorkers(workers); err != nil {
+			return err
+		}
+		pj, err := jobs.PeriodicJobs()
+		if err != nil {
+			return err
+		}
+		periodic = append(periodic, pj...)
 	}
-	usagePeriodic, err := usageJobs.PeriodicJobs()
-	if err != nil {
-		return err
-	}
-	periodic = append(periodic, usagePeriodic...)
 	gapJobs, err := gapReportJobs(e.cfg, runbooks, notifier, workers)
 	if err != nil {
 		return err

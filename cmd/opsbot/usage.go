@@ -17,6 +17,8 @@ import (
 
 	"github.com/apacops/opsbot/adapters/slack"
 	"github.com/apacops/opsbot/adapters/teams"
+	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/periodic"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
@@ -24,9 +26,7 @@ import (
 // UsageConfig is the configuration of usage reports, budgets and the
 // periodic jobs (issue 5).
 type UsageConfig struct {
-	// Jobs: OPSBOT_DIGEST_SCHEDULE, OPSBOT_AUTO_ARCHIVE_SCHEDULE,
-	// OPSBOT_RETENTION_SCHEDULE, OPSBOT_AUTO_ARCHIVE_DAYS (default 30, 0
-	// off), OPSBOT_RETENTION_DAYS (default 0: keep messages forever).
+	// Jobs: OPSBOT_DIGEST_SCHEDULE.
 	Jobs usage.JobsConfig
 	// DigestSlackChannel receives the daily digest and the weekly gap
 	// report (OPSBOT_DIGEST_SLACK_CHANNEL); empty logs them instead.
@@ -51,10 +51,8 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 	}
 	c := UsageConfig{
 		Jobs: usage.JobsConfig{
-			Location:          loc,
-			DigestSchedule:    getenv("OPSBOT_DIGEST_SCHEDULE"),
-			ArchiveSchedule:   getenv("OPSBOT_AUTO_ARCHIVE_SCHEDULE"),
-			RetentionSchedule: getenv("OPSBOT_RETENTION_SCHEDULE"),
+			Location:       loc,
+			DigestSchedule: getenv("OPSBOT_DIGEST_SCHEDULE"),
 		},
 		DigestSlackChannel: getenv("OPSBOT_DIGEST_SLACK_CHANNEL"),
 		SlackBotToken:      getenv("SLACK_BOT_TOKEN"),
@@ -67,23 +65,6 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 			ConversationID: getenv("OPSBOT_DIGEST_TEAMS_CONVERSATION_ID"),
 		},
 		TurnEstimateMicroUSD: usage.DefaultTurnEstimate,
-	}
-	days := func(name string, def int) (int, error) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return def, nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 36500 {
-			return 0, fmt.Errorf("%s: %q is not a number of days (0 disables)", name, v)
-		}
-		return n, nil
-	}
-	if c.Jobs.AutoArchiveDays, err = days("OPSBOT_AUTO_ARCHIVE_DAYS", 30); err != nil {
-		return UsageConfig{}, err
-	}
-	if c.Jobs.RetentionDays, err = days("OPSBOT_RETENTION_DAYS", 0); err != nil {
-		return UsageConfig{}, err
 	}
 	if err := c.Jobs.Validate(); err != nil {
 		return UsageConfig{}, err
@@ -113,8 +94,8 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 // newNotifier is where reports go: the Slack channel and/or the Teams
 // conversation configured, else the log. The usage digest and the knowledge gap report
 // share it.
-func newNotifier(c UsageConfig, log *slog.Logger) usage.Notifier {
-	var ns usage.Notifiers
+func newNotifier(c UsageConfig, log *slog.Logger) periodic.Notifier {
+	var ns periodic.Notifiers
 	if c.DigestSlackChannel != "" {
 		ns = append(ns, slack.NewNotifier(c.SlackBotToken, c.SlackAPIURL, c.DigestSlackChannel))
 	}
@@ -123,7 +104,7 @@ func newNotifier(c UsageConfig, log *slog.Logger) usage.Notifier {
 	}
 	switch len(ns) {
 	case 0:
-		return usage.LogNotifier{Log: log}
+		return periodic.LogNotifier{Log: log}
 	case 1:
 		return ns[0]
 	}
@@ -132,8 +113,37 @@ func newNotifier(c UsageConfig, log *slog.Logger) usage.Notifier {
 
 // newUsageJobs builds the usage package's periodic jobs for the River client:
 // call AddWorkers on its workers and append PeriodicJobs to its config.
-func newUsageJobs(c UsageConfig, pool *pgxpool.Pool, n usage.Notifier, log *slog.Logger) *usage.Jobs {
+func newUsageJobs(c UsageConfig, pool *pgxpool.Pool, n periodic.Notifier, log *slog.Logger) *usage.Jobs {
 	return &usage.Jobs{DB: pool, Notifier: n, Log: log, Config: c.Jobs}
+}
+
+// loadHousekeepingConfig reads the conversations' auto-archive and
+// retention settings; loc is OPSBOT_TIME_ZONE.
+func loadHousekeepingConfig(getenv func(string) string, loc *time.Location) (conversations.HousekeepingConfig, error) {
+	c := conversations.HousekeepingConfig{
+		Location:          loc,
+		ArchiveSchedule:   getenv("OPSBOT_AUTO_ARCHIVE_SCHEDULE"),
+		RetentionSchedule: getenv("OPSBOT_RETENTION_SCHEDULE"),
+	}
+	days := func(name string, def int) (int, error) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return def, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 36500 {
+			return 0, fmt.Errorf("%s: %q is not a number of days (0 disables)", name, v)
+		}
+		return n, nil
+	}
+	var err error
+	if c.AutoArchiveDays, err = days("OPSBOT_AUTO_ARCHIVE_DAYS", 30); err != nil {
+		return c, err
+	}
+	if c.RetentionDays, err = days("OPSBOT_RETENTION_DAYS", 0); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
 }
 
 // newBudgets builds the budget keeper the engine admits turns with and the

@@ -97,13 +97,19 @@ func TestUsageConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := loadUsageConfig(func(k string) string { return tt.env[k] }, "Asia/Manila")
+			c, err := LoadConfig(func(k string) string {
+				if k == "OPSBOT_TIME_ZONE" {
+					return "Asia/Manila"
+				}
+				return tt.env[k]
+			})
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("got %v, want no error", err)
 				}
-				if c.Jobs.AutoArchiveDays != 30 || c.Jobs.RetentionDays != 0 || c.Jobs.Location.String() != "Asia/Manila" {
-					t.Errorf("got %+v, want archive 30 days, retention off, Asia/Manila", c.Jobs)
+				h := c.Housekeeping
+				if h.AutoArchiveDays != 30 || h.RetentionDays != 0 || h.Location.String() != "Asia/Manila" || c.Usage.Jobs.Location.String() != "Asia/Manila" {
+					t.Errorf("got %+v, want archive 30 days, retention off, Asia/Manila", h)
 				}
 				return
 			}
@@ -123,9 +129,9 @@ func TestNewNotifier(t *testing.T) {
 		keys []string
 		want string
 	}{
-		{"nothing configured", nil, "usage.LogNotifier"},
+		{"nothing configured", nil, "periodic.LogNotifier"},
 		{"slack", []string{"OPSBOT_DIGEST_SLACK_CHANNEL", "SLACK_BOT_TOKEN"}, "*slack.Notifier"},
-		{"both", slices.Collect(maps.Keys(env)), "usage.Notifiers"},
+		{"both", slices.Collect(maps.Keys(env)), "periodic.Notifiers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
