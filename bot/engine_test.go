@@ -537,3 +537,35 @@ func TestRespondNewConversationOnlyWhenStored(t *testing.T) {
 		t.Errorf("ledger conversation = %s (%v), want %s", ledgerConv, err, conv)
 	}
 }
+
+// Every failure kind is sorted once: whether the person is told now (Final)
+// and what the HTTP API maps it to (Kind).
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err   error
+		kind  string
+		final bool
+	}{
+		{&conversations.ValidationError{Field: "content", Reason: "must not be empty"}, FailInvalid, true},
+		{fmt.Errorf("wrapped: %w", &conversations.TooLargeError{Field: "content", Limit: 16384}), FailTooLarge, true},
+		{fmt.Errorf("get: %w", conversations.ErrNotFound), FailNotFound, true},
+		{&usage.BudgetExceededError{Scope: usage.ScopeUser, LimitMicroUSD: 5_000_000}, FailBudget, true},
+		{&ModelError{Kind: ModelTimeout}, FailModelDown, true},
+		{&ModelError{Kind: ModelRateLimited, RetryAfter: 7 * time.Second}, FailModelDown, true},
+		{&ModelError{Kind: ModelUnavailable, Status: 503}, FailModelDown, true},
+		{&ModelError{Kind: ModelRejected, Status: 401}, FailModelRefused, true},
+		{&ModelError{Kind: ModelBadAnswer}, FailModelRefused, true},
+		{errors.New("connection reset by peer"), FailInternal, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			f := Classify(tt.err)
+			if f.Kind != tt.kind || f.Final != tt.final || f.Message == "" {
+				t.Errorf("got %+v, want kind %s, final %v and a message", f, tt.kind, tt.final)
+			}
+		})
+	}
+	if f := Classify(&ModelError{Kind: ModelRateLimited, RetryAfter: 7 * time.Second}); f.RetryAfter != 7*time.Second {
+		t.Errorf("RetryAfter = %v, want the provider's 7s", f.RetryAfter)
+	}
+}

@@ -51,35 +51,78 @@ func asModelError(ctx context.Context, err error) *ModelError {
 	return &ModelError{Kind: ModelUnavailable, Err: err}
 }
 
-// UserMessage is what to tell a person whose turn failed with err: a plain
-// sentence for the failures they can act on, a generic apology otherwise.
-// Chat adapters post it; the HTTP API puts it in the problem detail.
-func UserMessage(err error) string {
+// Failure kinds: what went wrong with a turn, as every surface needs to
+// know it. Classify sorts errors into them.
+const (
+	FailInvalid      = "invalid"       // the input was refused (HTTP 422)
+	FailTooLarge     = "too_large"     // the input is over a size limit (413)
+	FailNotFound     = "not_found"     // no such conversation for this person (404)
+	FailBudget       = "budget"        // a monthly budget is spent (402)
+	FailModelDown    = "model_down"    // the model timed out, is rate-limited or unavailable (503)
+	FailModelRefused = "model_refused" // the provider refused the request or sent an unreadable answer (502)
+	FailInternal     = "internal"      // anything else: a fault on our side (500)
+)
+
+// Failure is how a turn that went wrong is reported, on every surface.
+type Failure struct {
+	Kind string // one of the Fail* kinds
+	// Message is the sentence the person is shown: chat surfaces post it,
+	// the HTTP API puts it in the problem detail.
+	Message string
+	// Final is true when running the turn again cannot help (bad input, a
+	// spent budget, a model that stayed down after the adapter's own
+	// retries): the person is told at once. A turn that failed otherwise is
+	// retried first.
+	Final bool
+	// RetryAfter is when the provider said to come back, 0 when it did not.
+	RetryAfter time.Duration
+}
+
+// Classify sorts an error from Respond (or any store call a surface makes)
+// into a Failure. It is the one place engine errors are turned into words
+// and kinds; the HTTP API maps the kinds to statuses.
+func Classify(err error) Failure {
 	var me *ModelError
 	var be *usage.BudgetExceededError
 	var tl *conversations.TooLargeError
 	var ve *conversations.ValidationError
 	switch {
 	case errors.As(err, &be):
-		return be.Error() // already the whole sentence: which limit, when it resets, who can raise it
+		// Already the whole sentence: which limit, when it resets, who can raise it.
+		return Failure{Kind: FailBudget, Final: true, Message: be.Error()}
 	case errors.As(err, &tl):
-		return fmt.Sprintf("That message is too long for me: the limit is %d KiB. Please shorten it or split it up.", tl.Limit/1024)
+		return Failure{Kind: FailTooLarge, Final: true,
+			Message: fmt.Sprintf("That message is too long for me: the limit is %d KiB. Please shorten it or split it up.", tl.Limit/1024)}
 	case errors.As(err, &ve):
-		return fmt.Sprintf("I could not take that message (%s).", ve.Error())
-	case errors.As(err, &me):
-		switch me.Kind {
-		case ModelTimeout:
-			return "The language model did not answer in time, so I have no reply. Please try again in a minute."
-		case ModelRateLimited:
-			return "The language model provider is rate-limiting us right now, so I have no reply. Please try again in a minute."
-		case ModelRejected:
-			return fmt.Sprintf("The language model provider refused the request (HTTP %d); an admin should check the model configuration.", me.Status)
-		case ModelBadAnswer:
-			return "The language model sent an answer I could not read. Please try again."
-		}
-		return "The language model is unavailable right now, so I have no reply. Please try again in a few minutes."
+		return Failure{Kind: FailInvalid, Final: true, Message: fmt.Sprintf("I could not take that message (%s).", ve.Error())}
 	case errors.Is(err, conversations.ErrNotFound):
-		return "I cannot find that conversation."
+		return Failure{Kind: FailNotFound, Final: true, Message: "I cannot find that conversation."}
+	case errors.As(err, &me):
+		return modelFailure(me)
 	}
-	return "Something went wrong on my side and your message was not answered. Please try again."
+	return Failure{Kind: FailInternal, Message: "Something went wrong on my side and your message was not answered. Please try again."}
 }
+
+// modelFailure is the Failure of a model call that failed for good.
+func modelFailure(me *ModelError) Failure {
+	f := Failure{Kind: FailModelDown, Final: true, RetryAfter: me.RetryAfter}
+	switch me.Kind {
+	case ModelTimeout:
+		f.Message = "The language model did not answer in time, so I have no reply. Please try again in a minute."
+	case ModelRateLimited:
+		f.Message = "The language model provider is rate-limiting us right now, so I have no reply. Please try again in a minute."
+	case ModelRejected:
+		f.Kind = FailModelRefused
+		f.Message = fmt.Sprintf("The language model provider refused the request (HTTP %d); an admin should check the model configuration.", me.Status)
+	case ModelBadAnswer:
+		f.Kind = FailModelRefused
+		f.Message = "The language model sent an answer I could not read. Please try again."
+	default:
+		f.Message = "The language model is unavailable right now, so I have no reply. Please try again in a few minutes."
+	}
+	return f
+}
+
+// UserMessage is what to tell a person whose turn failed with err: a plain
+// sentence for the failures they can act on, a generic apology otherwise.
+func UserMessage(err error) string { return Classify(err).Message }

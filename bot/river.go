@@ -12,7 +12,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/apacops/opsbot/conversations"
-	"github.com/apacops/opsbot/usage"
 )
 
 // Durable turns. A chat adapter acks an inbound event only after Enqueue has
@@ -128,18 +127,18 @@ func (w *TurnWorker) Work(ctx context.Context, job *river.Job[TurnArgs]) error {
 			// runs the job again.
 			return fmt.Errorf("turn %s interrupted: %w", a.Key, err)
 		}
-		final := userFacing(err)
-		if !final && job.Attempt < job.MaxAttempts {
+		f := Classify(err)
+		if !f.Final && job.Attempt < job.MaxAttempts {
 			return fmt.Errorf("turn %s attempt %d: %w", a.Key, job.Attempt, err)
 		}
 		// Tell the user rather than go silent: a refusal or model outage
 		// now, anything else once the retries are spent.
-		if _, perr := rp.Reply(ctx, t, Reply{Text: UserMessage(err)}); perr != nil {
+		if _, perr := rp.Reply(ctx, t, Reply{Text: f.Message}); perr != nil {
 			w.engine.cfg.Metrics.error("reply")
 			return fmt.Errorf("turn %s: post failure notice: %w (turn error: %v)", a.Key, perr, err)
 		}
 		w.log.InfoContext(ctx, "turn failed; user told", "platform", a.Platform, "turn_key", a.Key, "error", err)
-		if final {
+		if f.Final {
 			return nil
 		}
 		return river.JobCancel(err)
@@ -187,16 +186,4 @@ func (w *TurnWorker) streamer(ctx context.Context, rp Replier, t Turn) (func(str
 		return nil, nil
 	}
 	return onDelta, nil
-}
-
-// userFacing reports whether err is an answer for the user rather than a
-// fault to retry: bad input, a spent budget, a model that stayed down after
-// the adapter's own retries, a conversation that is gone.
-func userFacing(err error) bool {
-	var me *ModelError
-	var be *usage.BudgetExceededError
-	var tl *conversations.TooLargeError
-	var ve *conversations.ValidationError
-	return errors.As(err, &me) || errors.As(err, &be) || errors.As(err, &tl) || errors.As(err, &ve) ||
-		errors.Is(err, conversations.ErrNotFound)
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
+	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/users"
 )
@@ -17,7 +20,10 @@ type Error struct {
 	Status int
 	Detail string
 	Field  string // the input field at fault, for 422
-	Err    error  // the cause, logged for 5xx and never shown
+	// RetryAfter, when set, is sent as the Retry-After header (whole
+	// seconds, rounded up).
+	RetryAfter time.Duration
+	Err        error // the cause, logged for 5xx and never shown
 }
 
 // Error is the public detail, with the cause when there is one (for logs).
@@ -53,7 +59,10 @@ type problem struct {
 }
 
 // statusOf translates any error into what the client is told. This is the
-// one place domain errors become HTTP statuses.
+// one place errors become HTTP statuses: the server's own (*Error, an
+// oversized body, a bad token), then everything the engine and the stores
+// return, sorted by bot.Classify. A spent budget is 402 rather than 429
+// because waiting a moment does not help and clients retry 429 on their own.
 func statusOf(err error) *Error {
 	var he *Error
 	var ve *conversations.ValidationError
@@ -62,18 +71,31 @@ func statusOf(err error) *Error {
 	switch {
 	case errors.As(err, &he):
 		return he
-	case errors.As(err, &ve):
-		return &Error{Status: http.StatusUnprocessableEntity, Field: ve.Field, Detail: ve.Error()}
-	case errors.As(err, &tl):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Field: tl.Field, Detail: tl.Error()}
 	case errors.As(err, &mbe):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Detail: "request body too large"}
-	case errors.Is(err, conversations.ErrNotFound):
-		return errNotFound
-	case errors.Is(err, conversations.ErrConflict):
-		return &Error{Status: http.StatusConflict, Detail: "Conversation already exists"}
 	case errors.Is(err, users.ErrUnauthorized):
 		return errUnauthorized
+	case errors.Is(err, conversations.ErrConflict):
+		return &Error{Status: http.StatusConflict, Detail: "Conversation already exists"}
+	}
+	f := bot.Classify(err)
+	switch f.Kind {
+	case bot.FailInvalid:
+		if errors.As(err, &ve) {
+			return &Error{Status: http.StatusUnprocessableEntity, Field: ve.Field, Detail: ve.Error()}
+		}
+	case bot.FailTooLarge:
+		if errors.As(err, &tl) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Field: tl.Field, Detail: tl.Error()}
+		}
+	case bot.FailNotFound:
+		return errNotFound
+	case bot.FailBudget:
+		return &Error{Status: http.StatusPaymentRequired, Detail: f.Message, Err: err}
+	case bot.FailModelDown:
+		return &Error{Status: http.StatusServiceUnavailable, Detail: f.Message, RetryAfter: f.RetryAfter, Err: err}
+	case bot.FailModelRefused:
+		return &Error{Status: http.StatusBadGateway, Detail: f.Message, Err: err}
 	}
 	return &Error{Status: http.StatusInternalServerError, Detail: "Internal server error", Err: err}
 }
@@ -86,6 +108,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="opsbot"`)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(e.Status)

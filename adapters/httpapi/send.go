@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/conversations"
-	"github.com/apacops/opsbot/usage"
 )
 
 // Responder answers a turn; *bot.Engine satisfies it.
@@ -129,7 +127,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	rep, err := s.engine.Respond(ctx, turn, nil)
 	if err != nil {
-		return engineError(w, err)
+		return err
 	}
 	return writeJSON(w, http.StatusCreated, toSendResponse(rep))
 }
@@ -175,7 +173,7 @@ func (s *Server) streamReply(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	rep, err := s.engine.Respond(ctx, turn, func(d string) { send("delta", map[string]string{"content": d}) })
 	if err != nil {
-		e := statusOf(engineError(w, err))
+		e := statusOf(err)
 		if e.Status >= 500 {
 			s.log.ErrorContext(r.Context(), "streamed turn failed", "path", r.URL.Path, "error", err)
 		}
@@ -184,26 +182,4 @@ func (s *Server) streamReply(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	send("usage", turnUsage(rep.Usage))
 	send("done", toSendResponse(rep))
-}
-
-// engineError translates the engine's errors: a spent budget is 402, a
-// model failure 503 or 502 with the user-facing explanation; anything else
-// is left to statusOf.
-func engineError(w http.ResponseWriter, err error) error {
-	var be *usage.BudgetExceededError
-	var me *bot.ModelError
-	switch {
-	case errors.As(err, &be):
-		return &Error{Status: http.StatusPaymentRequired, Detail: bot.UserMessage(err), Err: err}
-	case errors.As(err, &me):
-		status := http.StatusServiceUnavailable
-		if me.Kind == bot.ModelRejected || me.Kind == bot.ModelBadAnswer {
-			status = http.StatusBadGateway
-		}
-		if me.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((me.RetryAfter+time.Second-1)/time.Second)))
-		}
-		return &Error{Status: status, Detail: bot.UserMessage(err), Err: err}
-	}
-	return err
 }
