@@ -204,7 +204,8 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 	}
 
 	meta, err := json.Marshal(messageMeta{Model: a.usage.Model, FinishReason: a.finishReason, LatencyMS: a.latency.Milliseconds(),
-		Estimated: a.usage.Estimated, PriceVersion: a.usage.PriceVersion, CachedTokens: a.usage.CachedTokens, Citations: a.citations})
+		Estimated: a.usage.Estimated, PriceVersion: a.usage.PriceVersion, CachedTokens: a.usage.CachedTokens, Citations: a.citations,
+		Unanswered: !answered})
 	if err != nil {
 		return Reply{}, fmt.Errorf("encode message metadata: %w", err)
 	}

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -42,8 +43,20 @@ func TestRespondWithRunbookIndex(t *testing.T) {
 	if !strings.Contains(rep.Text, "maxmemory") || len(rep.Citations) == 0 || rep.Citations[0].Path != "redis-eviction.md" {
 		t.Errorf("answer %q, citations %+v; want a quote of the redis runbook, cited", rep.Text, rep.Citations)
 	}
-	if _, err := e.Respond(ctx, Turn{UserID: user, Text: "how do I renew the zebra licence?", Source: "console"}, nil); err != nil {
+	zebra, err := e.Respond(ctx, Turn{UserID: user, Text: "how do I renew the zebra licence?", Source: "console"}, nil)
+	if err != nil {
 		t.Fatalf("Respond: %v", err)
+	}
+	// The stored answers say whether the runbooks covered them (a shift
+	// handover marks the threads that still need a person).
+	for _, r := range []struct {
+		rep  Reply
+		want bool
+	}{{rep, false}, {zebra, true}} {
+		var meta struct{ Unanswered bool }
+		if err := json.Unmarshal(r.rep.AssistantMessage.Metadata, &meta); err != nil || meta.Unanswered != r.want {
+			t.Errorf("metadata %s: unanswered %v, want %v (%v)", r.rep.AssistantMessage.Metadata, meta.Unanswered, r.want, err)
+		}
 	}
 	var gaps int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM knowledge_gaps WHERE question LIKE '%zebra%'`).Scan(&gaps); err != nil {

@@ -20,6 +20,9 @@ type messageMeta struct {
 	PriceVersion string     `json:"price_version"`
 	CachedTokens int        `json:"cached_tokens"`
 	Citations    []Citation `json:"citations"`
+	// Unanswered is true when the runbooks did not cover the question (it
+	// went on the gap report): a shift handover marks the thread.
+	Unanswered bool `json:"unanswered,omitempty"`
 }
 
 // storedReply returns the reply of a turn already stored under key; ok is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -31,12 +32,23 @@ const conversationColumns = `id, owner_id, title, source,
 	thread_platform, thread_tenant, thread_channel, thread_id,
 	created_at, updated_at, last_message_at, message_count, archived_at`
 
-func scanConversation(row pgx.Row) (Conversation, error) {
+// prefixed qualifies each column of a column list with a table alias.
+func prefixed(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// scanConversation scans conversationColumns, then extra destinations for
+// columns a query selects after them.
+func scanConversation(row pgx.Row, extra ...any) (Conversation, error) {
 	var c Conversation
 	var platform, tenant, channel, thread *string
-	err := row.Scan(&c.ID, &c.OwnerID, &c.Title, &c.Source,
+	err := row.Scan(append([]any{&c.ID, &c.OwnerID, &c.Title, &c.Source,
 		&platform, &tenant, &channel, &thread,
-		&c.CreatedAt, &c.UpdatedAt, &c.LastMessageAt, &c.MessageCount, &c.ArchivedAt)
+		&c.CreatedAt, &c.UpdatedAt, &c.LastMessageAt, &c.MessageCount, &c.ArchivedAt}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Conversation{}, ErrNotFound
 	}

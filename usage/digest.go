@@ -87,7 +87,7 @@ func BuildDigest(ctx context.Context, rp *Reports, db DBTX, loc *time.Location, 
 	dayTime := day.Midnight(loc)
 	fmt.Fprintf(&b, "opsbot usage for %s (%s)\n", dayTime.Format("Mon 2 Jan 2006"), loc)
 	fmt.Fprintf(&b, "Cost %s · %s tokens · %d replies · %d users (day before: %s%s)\n",
-		FormatUSD(cur.CostMicroUSD), groupDigits(cur.TotalTokens()), cur.Messages, len(byUser.Rows),
+		FormatUSD(cur.CostMicroUSD), FormatCount(cur.TotalTokens()), cur.Messages, len(byUser.Rows),
 		FormatUSD(prev.CostMicroUSD), change(prev.CostMicroUSD, cur.CostMicroUSD))
 	if len(byUser.Rows) > 0 {
 		b.WriteString("Top users: " + topList(byUser.Rows, 5) + "\n")
@@ -120,11 +120,11 @@ func change(prev, cur int64) string {
 	return fmt.Sprintf(", %+d%%", pct)
 }
 
-// groupDigits renders 1234567 as 1,234,567.
-func groupDigits(n int64) string {
+// FormatCount renders a count with thousands separators: 1234567 as 1,234,567.
+func FormatCount(n int64) string {
 	s := fmt.Sprint(n)
 	if n < 0 {
-		return "-" + groupDigits(-n)
+		return "-" + FormatCount(-n)
 	}
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]

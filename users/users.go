@@ -113,6 +113,24 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (User, error) {
 	return u, nil
 }
 
+// GetMany returns the users with the given ids, by id; ids that name no
+// user are left out.
+func (s *Store) GetMany(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]User, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("get users: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, fmt.Errorf("get users: %w", err)
+	}
+	out := make(map[uuid.UUID]User, len(list))
+	for _, u := range list {
+		out[u.ID] = u
+	}
+	return out, nil
+}
+
 // GetByHandle returns the user with handle.
 func (s *Store) GetByHandle(ctx context.Context, handle string) (User, error) {
 	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE handle = $1`, handle))
