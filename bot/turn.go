@@ -8,6 +8,7 @@ package bot
 import (
 	"github.com/google/uuid"
 
+	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
 )
 
@@ -68,6 +69,9 @@ type Reply struct {
 	// Replayed is true when the turn's key was already stored and this is
 	// the stored reply; nothing new was recorded.
 	Replayed bool
+	// Command is the result of a command of the shared set, when the turn
+	// was one; surfaces render it (buttons, a card) instead of Text alone.
+	Command *commands.Result
 }
 
 // Stored reports whether the reply is a stored assistant message. A reply

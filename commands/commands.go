@@ -171,6 +171,17 @@ func (s *Set) RunText(ctx context.Context, c Caller, text string) (Result, error
 	return s.Run(ctx, c, Parse(text))
 }
 
+// RunFor is RunText for the user with id userID: a command queued by id
+// (a chat turn job) rather than given by a user at hand.
+func (s *Set) RunFor(ctx context.Context, userID uuid.UUID, c Caller, text string) (Result, error) {
+	u, err := s.users.Get(ctx, userID)
+	if err != nil {
+		return Result{}, err
+	}
+	c.User = u
+	return s.RunText(ctx, c, text)
+}
+
 // help is the command list, mentioning an unknown word when there was one.
 func help(unknown string) Result {
 	var b strings.Builder

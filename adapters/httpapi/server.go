@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/migrations"
@@ -41,6 +42,11 @@ type Deps struct {
 	// TurnTimeout bounds one such turn; it must outlast the engine's model
 	// deadline. Zero means 3 minutes.
 	TurnTimeout time.Duration
+	// Mounts are the chat surfaces' routes (Slack's, Teams'), served beside
+	// /api/v1 (see routes.go).
+	Mounts []Mount
+	// Registerer receives the HTTP request metrics; nil records none.
+	Registerer prometheus.Registerer
 }
 
 // Server is the HTTP surface of opsbot.
@@ -57,6 +63,8 @@ type Server struct {
 	engine  Responder
 	// turnTimeout bounds a turn taken over HTTP (Deps.TurnTimeout).
 	turnTimeout time.Duration
+	mounts      []Mount
+	httpMetrics *httpMetrics
 }
 
 // New builds the server and its routes.
@@ -72,6 +80,8 @@ func New(d Deps) *Server {
 		now:         d.Now,
 		engine:      d.Engine,
 		turnTimeout: d.TurnTimeout,
+		mounts:      d.Mounts,
+		httpMetrics: newHTTPMetrics(d.Registerer),
 	}
 	if s.turnTimeout <= 0 {
 		s.turnTimeout = defaultTurnTimeout
@@ -87,11 +97,7 @@ func New(d Deps) *Server {
 	}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		var h http.Handler = s.adapt(rt.handler)
-		if !rt.public {
-			h = s.authenticate(h)
-		}
-		mux.Handle(rt.method+" "+rt.path, h)
+		mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
 	s.handler = s.recoverPanics(s.logRequests(problemForUnrouted(mux, s.log)))
 	return s
@@ -132,60 +138,6 @@ func (p *headerProbe) WriteHeader(code int)        { p.status = code }
 
 // ServeHTTP makes the server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
-
-// handlerFunc is an HTTP handler that returns its error instead of writing it.
-type handlerFunc func(http.ResponseWriter, *http.Request) error
-
-func (s *Server) adapt(h handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		}
-		if err := h(w, r); err != nil {
-			writeError(w, r, s.log, err)
-		}
-	})
-}
-
-// route is one entry of the routing table; the OpenAPI test walks it.
-type route struct {
-	method  string
-	path    string
-	public  bool // no bearer token needed
-	handler handlerFunc
-}
-
-// routes is the whole routing table.
-func (s *Server) routes() []route {
-	rs := []route{
-		{method: "GET", path: "/healthz", public: true, handler: s.healthz},
-		{method: "GET", path: "/readyz", public: true, handler: s.readyz},
-		{method: "GET", path: "/api/v1/openapi.json", public: true, handler: s.openapi},
-
-		{method: "POST", path: "/api/v1/conversations", handler: s.createConversation},
-		{method: "GET", path: "/api/v1/conversations", handler: s.listConversations},
-		{method: "GET", path: "/api/v1/conversations/{id}", handler: s.getConversation},
-		{method: "PUT", path: "/api/v1/conversations/{id}", handler: s.renameConversation},
-		{method: "DELETE", path: "/api/v1/conversations/{id}", handler: s.deleteConversation},
-		{method: "POST", path: "/api/v1/conversations/{id}/archive", handler: s.archiveConversation},
-		{method: "POST", path: "/api/v1/conversations/{id}/unarchive", handler: s.unarchiveConversation},
-		{method: "GET", path: "/api/v1/conversations/{id}/messages", handler: s.listMessages},
-		{method: "POST", path: "/api/v1/conversations/{id}/messages", handler: s.sendMessage},
-
-		{method: "GET", path: "/api/v1/tokens/usage", handler: s.tokenUsage},
-		{method: "GET", path: "/api/v1/admin/usage", handler: s.requireAdmin(s.adminUsage)},
-		{method: "GET", path: "/api/v1/admin/budgets", handler: s.requireAdmin(s.getBudgets)},
-		{method: "PUT", path: "/api/v1/admin/budgets", handler: s.requireAdmin(s.putBudgets)},
-		{method: "GET", path: "/admin", public: true, handler: s.dashboard},
-	}
-	if s.metrics != nil {
-		rs = append(rs, route{method: "GET", path: "/metrics", public: true, handler: func(w http.ResponseWriter, r *http.Request) error {
-			s.metrics.ServeHTTP(w, r)
-			return nil
-		}})
-	}
-	return rs
-}
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -45,8 +45,8 @@ type env struct {
 	log    *slog.Logger
 }
 
-// commands maps subcommand names to their implementations.
-func commands() map[string]command {
+// subcommands maps subcommand names to their implementations.
+func subcommands() map[string]command {
 	return map[string]command{
 		"serve":    runServe,
 		"migrate":  runMigrate,
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return 0
 	}
-	cmd, ok := commands()[args[0]]
+	cmd, ok := subcommands()[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "opsbot: unknown command %q\n\n%s", args[0], usageText)
 		return 2

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apacops/opsbot/adapters/httpapi"
 	"github.com/apacops/opsbot/bot"
+	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/migrations"
@@ -50,14 +51,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	// Durable work (river.go). Other packages add workers and periodic jobs
-	// here, before newRiver. Chat adapters, which need the client (jobs) to
-	// enqueue turns with bot.Enqueue, are built after newRiver and put their
-	// bot.Replier in repliers under their platform name before jobs.Start.
-	repliers := map[string]bot.Replier{}
+	userStore := users.NewStore(pool, e.cfg.TimeZone)
+	cmds := commands.New(commands.Config{DB: pool, Users: userStore, Gaps: runbooks, Log: e.log})
+
+	// Durable work (river.go): every worker and periodic job is registered
+	// before newRiver builds the client. The turn worker gets the chat
+	// surfaces' repliers when it is built; their webhooks accept events
+	// through a bot.Inbox on the client and are mounted beside the API
+	// (httpapi.Deps.Mounts).
 	workers := river.NewWorkers()
 	var periodic []*river.PeriodicJob
-	river.AddWorker(workers, bot.NewTurnWorker(engine, repliers, e.log))
+	river.AddWorker(workers, bot.NewTurnWorker(engine, cmds, nil, e.log))
 	// Reports (usage digest; the runbook gap report takes the same notifier).
 	notifier := newNotifier(e.cfg.Usage, e.log)
 	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
@@ -88,12 +92,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 
 	api := httpapi.New(httpapi.Deps{
-		Log:     e.log,
-		DB:      pool,
-		Users:   users.NewStore(pool, e.cfg.TimeZone),
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Budgets: budgets,
-		Engine:  engine,
+		Log:        e.log,
+		DB:         pool,
+		Users:      userStore,
+		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Registerer: reg,
+		Budgets:    budgets,
+		Engine:     engine,
 		// The model's deadline (OPSBOT_MODEL_TIMEOUT) plus time to store,
 		// as for turns from chat (bot.TurnWorker.Timeout).
 		TurnTimeout: e.cfg.Engine.CallTimeout + time.Minute,

@@ -79,25 +79,23 @@ func mustEnqueue(tb testing.TB, c *river.Client[pgx.Tx], eventKey string, args T
 
 func mustEnqueueOn(tb testing.TB, pool *pgxpool.Pool, c *river.Client[pgx.Tx], eventKey string, args TurnArgs) bool {
 	tb.Helper()
-	var inserted bool
-	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
-		var err error
-		inserted, err = Enqueue(context.Background(), tx, c, "slack", eventKey, args)
-		return err
-	})
-	if err != nil {
-		tb.Fatalf("Enqueue: %v", err)
+	if args.Platform == "" {
+		args.Platform = "slack"
 	}
-	return inserted
+	isNew, err := NewInbox(pool, c).Accept(context.Background(), eventKey, args)
+	if err != nil {
+		tb.Fatalf("Accept: %v", err)
+	}
+	return isNew
 }
 
 func turnJobs(tb testing.TB, key string) int {
 	return countRows(tb, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'key' = $2`, TurnKind, key)
 }
 
-func TestEnqueueOncePerEvent(t *testing.T) {
+func TestAcceptOncePerEvent(t *testing.T) {
 	e := New(Config{DB: testPool})
-	c := newTestRiver(t, NewTurnWorker(e, nil, nil))
+	c := newTestRiver(t, NewTurnWorker(e, nil, nil, nil))
 	user := mustUser(t)
 	ev := "Ev" + uuid.NewString()
 	args := TurnArgs{UserID: user, Text: "token xoxb-2222222222-3333333333333-AbCdEfGhIjKlMnOpQrStUvWx", Source: "slack",
@@ -118,16 +116,25 @@ func TestEnqueueOncePerEvent(t *testing.T) {
 	if text != "token [REDACTED:slack-token]" {
 		t.Errorf("job text = %q, want it redacted", text)
 	}
-	// A failed transaction leaves neither the dedupe row nor the job.
+	// A NUL in the text is made storable rather than failing every
+	// delivery.
+	evNul := "Ev" + uuid.NewString()
+	nul := args
+	nul.Text = "nul \x00 byte"
+	if !mustEnqueue(t, c, evNul, nul) {
+		t.Errorf("a text with a NUL was not accepted")
+	}
+	// A transaction that fails leaves neither the dedupe row nor the job:
+	// here the job cannot be inserted (a NUL in its routing data is not
+	// valid jsonb), so the redelivery must find nothing recorded.
 	ev2 := "Ev" + uuid.NewString()
-	_ = pgx.BeginFunc(context.Background(), testPool, func(tx pgx.Tx) error {
-		if _, err := Enqueue(context.Background(), tx, c, "slack", ev2, args); err != nil {
-			return err
-		}
-		return errors.New("ack failed")
-	})
+	bad := args
+	bad.Meta = map[string]string{"service_url": "\x00"}
+	if _, err := NewInbox(testPool, c).Accept(context.Background(), ev2, bad); err == nil {
+		t.Fatalf("Accept of an unstorable job succeeded")
+	}
 	if n := countRows(t, `SELECT count(*) FROM inbound_events WHERE event_key = $1`, ev2) + turnJobs(t, "slack:"+ev2); n != 0 {
-		t.Errorf("rolled-back enqueue left %d rows", n)
+		t.Errorf("rolled-back accept left %d rows", n)
 	}
 }
 
@@ -140,7 +147,7 @@ func workOnce(w *TurnWorker, args TurnArgs, attempt int) error {
 func TestTurnWorkerRetriesNeverDuplicate(t *testing.T) {
 	llm := &fakeLLM{text: "Scaled up.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 10, CompletionTokens: 3}}
 	rp := &recordingReplier{fail: 1}
-	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), map[string]Replier{"slack": rp}, nil)
+	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), nil, map[string]Replier{"slack": rp}, nil)
 	user := mustUser(t)
 	args := TurnArgs{Platform: "slack", UserID: user, Text: "scale it", Source: "slack", Key: "slack:Ev" + uuid.NewString(),
 		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}}
@@ -175,7 +182,7 @@ func TestTurnWorkerRetriesNeverDuplicate(t *testing.T) {
 func TestTurnWorkerTellsTheUserWhenTheModelIsDown(t *testing.T) {
 	llm := &fakeLLM{err: &ModelError{Kind: ModelRateLimited, Status: 429, Err: errors.New("slow down")}}
 	rp := &recordingReplier{}
-	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), map[string]Replier{"slack": rp}, nil)
+	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), nil, map[string]Replier{"slack": rp}, nil)
 	user := mustUser(t)
 	args := TurnArgs{Platform: "slack", UserID: user, Text: "hi", Source: "slack", Key: "slack:Ev" + uuid.NewString(),
 		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}}
@@ -202,7 +209,7 @@ func TestTurnSurvivesWorkerKill(t *testing.T) {
 	llm := &fakeLLM{text: "Failover done.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 40, CompletionTokens: 8}}
 	e := New(Config{DB: pool, LLM: llm})
 	rp := &recordingReplier{}
-	w := NewTurnWorker(e, map[string]Replier{"slack": rp}, nil)
+	w := NewTurnWorker(e, nil, map[string]Replier{"slack": rp}, nil)
 
 	first := newTestRiverOn(t, pool, w)
 	stopped := make(chan error, 1)
@@ -307,7 +314,7 @@ func (s *streamingReplier) Stream(ctx context.Context, t Turn) (func(string), er
 func TestTurnWorkerStreams(t *testing.T) {
 	llm := &fakeLLM{chunks: []string{"Check ", "the ", "queue."}, model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 5, CompletionTokens: 3}}
 	rp := &streamingReplier{recordingReplier: recordingReplier{fail: 1}}
-	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), map[string]Replier{"slack": rp}, nil)
+	w := NewTurnWorker(New(Config{DB: testPool, LLM: llm}), nil, map[string]Replier{"slack": rp}, nil)
 	args := TurnArgs{Platform: "slack", UserID: mustUser(t), Text: "lag?", Source: "slack", Key: "slack:Ev" + uuid.NewString(),
 		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}}
 	if err := workOnce(w, args, 1); err == nil {

@@ -1,0 +1,107 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/apacops/opsbot/conversations"
+)
+
+// Durable turns. A chat surface acks an inbound event only after the Inbox
+// has committed, in one transaction, the event's inbound_events row (the
+// dedupe record) and a River job; the model call happens in the job
+// (TurnWorker). River retries a failed job with backoff, and the job is
+// idempotent: the turn's key means a retry never stores a second reply or
+// records usage twice, and the stored platform_message_id means it never
+// posts twice.
+
+// TurnKind is the River job kind of a turn.
+const TurnKind = "opsbot_turn"
+
+// TurnMaxAttempts bounds the retries of one turn.
+const TurnMaxAttempts = 5
+
+// TurnArgs is the job of one inbound chat turn: a question for the engine,
+// or a command of the shared set.
+type TurnArgs struct {
+	Platform       string                   `json:"platform"` // selects the Replier: "slack", "teams"
+	UserID         uuid.UUID                `json:"user_id"`
+	ConversationID uuid.UUID                `json:"conversation_id,omitzero"`
+	Thread         *conversations.ThreadKey `json:"thread,omitempty"`
+	Text           string                   `json:"text"`
+	Source         string                   `json:"source"`
+	Key            string                   `json:"key"` // the turn key; Accept defaults it to platform:eventKey
+	Meta           map[string]string        `json:"meta,omitempty"`
+	// Command is true when Text is a command of the shared set (the
+	// surface checked it with commands.ParseMessage), run instead of asking
+	// the engine.
+	Command bool `json:"command,omitempty"`
+	// Private is true when the reply is seen by the person alone (a DM):
+	// the token command answers only there.
+	Private bool `json:"private,omitempty"`
+}
+
+// Kind is the River job kind.
+func (TurnArgs) Kind() string { return TurnKind }
+
+// InsertOpts bounds the job's attempts.
+func (TurnArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: TurnMaxAttempts} }
+
+// Turn is the engine turn of the job.
+func (a TurnArgs) Turn() Turn {
+	return Turn{UserID: a.UserID, ConversationID: a.ConversationID, Thread: a.Thread, Text: a.Text,
+		Source: a.Source, Key: a.Key, Meta: a.Meta}
+}
+
+// Inbox takes inbound chat events for every surface. It is safe for
+// concurrent use.
+type Inbox struct {
+	db   DB
+	jobs *river.Client[pgx.Tx]
+}
+
+// NewInbox returns an inbox that enqueues on jobs (a River client whose
+// process, or another replica, runs a TurnWorker).
+func NewInbox(db DB, jobs *river.Client[pgx.Tx]) *Inbox { return &Inbox{db: db, jobs: jobs} }
+
+// Accept records an inbound event and enqueues its turn, both in one
+// transaction: the turn is durable exactly when Accept returns true, and
+// the surface may ack the delivery. An event key seen before (a retried or
+// concurrent redelivery) enqueues nothing and returns false, also a
+// delivery to ack. The text is redacted before it is written to the job
+// row, and made storable: NUL characters, which PostgreSQL's jsonb refuses,
+// become U+FFFD.
+func (in *Inbox) Accept(ctx context.Context, eventKey string, args TurnArgs) (isNew bool, err error) {
+	if args.Platform == "" || eventKey == "" {
+		return false, errors.New("accept event: platform and event key are required")
+	}
+	if args.Key == "" {
+		args.Key = args.Platform + ":" + eventKey
+	}
+	args.Text = Redact(strings.ReplaceAll(strings.ToValidUTF8(args.Text, "\uFFFD"), "\x00", "\uFFFD"))
+	err = pgx.BeginFunc(ctx, in.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO inbound_events (platform, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+			args.Platform, eventKey)
+		if err != nil {
+			return fmt.Errorf("record inbound event %s %s: %w", args.Platform, eventKey, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil // seen before: the first delivery's transaction has its job
+		}
+		if _, err := in.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+			return fmt.Errorf("enqueue turn %s: %w", args.Key, err)
+		}
+		isNew = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return isNew, nil
+}
