@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,18 +14,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apacops/opsbot/bot"
+	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
 
-const chatHelp = `Type a question and press Enter. Commands:
-  /new       start a new conversation
-  /archive   archive this conversation and start a new one
-  /usage     tokens and cost of this conversation and of your last 30 days
-  /help      this help
-  /quit      leave (Ctrl-D works too)
+const chatHelp = `Type a question and press Enter, or a command after a slash (/usage 7d).
+Besides the commands above: /undo restores what /archive archived, /quit leaves (Ctrl-D works too).
 `
 
 // runChat is `opsbot chat`: a terminal conversation with the engine, as
@@ -63,7 +59,9 @@ func runChat(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	c := &chatSession{
-		out: e.stdout, engine: engine, convs: conversations.NewStore(pool), reports: usage.NewReports(pool), user: u,
+		out: e.stdout, engine: engine, convs: conversations.NewStore(pool), user: u,
+		commands: commands.New(commands.Config{DB: pool, Users: users.NewStore(pool, e.cfg.TimeZone),
+			Gaps: knowledge.New(pool, time.Now, knowledge.WithLogger(e.log))}),
 	}
 	if *resume != "" {
 		id, err := uuid.Parse(*resume)
@@ -94,13 +92,14 @@ func osUser() string {
 
 // chatSession is one terminal conversation.
 type chatSession struct {
-	out     io.Writer
-	engine  *bot.Engine
-	convs   *conversations.Store
-	reports *usage.Reports
-	user    users.User
-	conv    uuid.UUID // uuid.Nil until the first message of a conversation
-	spent   usage.Totals
+	out      io.Writer
+	engine   *bot.Engine
+	convs    *conversations.Store
+	commands *commands.Set
+	user     users.User
+	conv     uuid.UUID // uuid.Nil until the first message of a conversation
+	spent    usage.Totals
+	undo     *commands.Action // what /undo does: restore the last archived conversation
 }
 
 func (c *chatSession) loop(ctx context.Context, in io.Reader) error {
@@ -129,17 +128,10 @@ func (c *chatSession) loop(ctx context.Context, in io.Reader) error {
 			continue
 		case line == "/quit" || line == "/exit":
 			return nil
-		case line == "/help":
-			fmt.Fprint(c.out, chatHelp)
-		case line == "/new":
-			c.conv, c.spent = uuid.Nil, usage.Totals{}
-			fmt.Fprintln(c.out, "(new conversation)")
-		case line == "/archive":
-			c.archive(ctx)
-		case line == "/usage":
-			c.usage(ctx)
+		case line == "/undo":
+			c.runAction(ctx)
 		case strings.HasPrefix(line, "/"):
-			fmt.Fprintf(c.out, "unknown command %s; /help lists them\n", line)
+			c.command(ctx, line)
 		default:
 			c.ask(ctx, line)
 		}
@@ -226,33 +218,56 @@ func (c *chatSession) ask(ctx context.Context, text string) {
 		CachedTokens: int64(u.CachedTokens), CostMicroUSD: u.CostMicroUSD, Messages: 1})
 }
 
-func (c *chatSession) archive(ctx context.Context) {
-	if c.conv == uuid.Nil {
-		fmt.Fprintln(c.out, "nothing to archive yet")
+// command runs a command of the shared set (help, new, list, archive,
+// usage, handover, token) and prints its answer.
+func (c *chatSession) command(ctx context.Context, line string) {
+	inv := commands.Parse(line)
+	if inv.Name == commands.CmdUsage && !inv.Team && inv.Problem == "" {
+		s := c.spent
+		fmt.Fprintf(c.out, "this conversation: %d replies, %d tokens (%d in, %d out), %s\n",
+			s.Messages, s.TotalTokens(), s.PromptTokens, s.CompletionTokens, usage.FormatUSD(s.CostMicroUSD))
+	}
+	r, err := c.commands.Run(ctx, c.caller(), inv)
+	if err != nil {
+		fmt.Fprintf(c.out, "%s\n", bot.UserMessage(err))
 		return
 	}
-	if _, err := c.convs.Archive(ctx, c.user.ID, c.conv); err != nil {
-		fmt.Fprintf(c.out, "could not archive: %v\n", err)
-		return
+	c.show(r)
+	if inv.Name == commands.CmdHelp {
+		fmt.Fprint(c.out, chatHelp)
 	}
-	fmt.Fprintln(c.out, "(conversation archived; the next message starts a new one)")
-	c.conv, c.spent = uuid.Nil, usage.Totals{}
 }
 
-func (c *chatSession) usage(ctx context.Context) {
-	s := c.spent
-	fmt.Fprintf(c.out, "this conversation: %d replies, %d tokens (%d in, %d out), %s\n",
-		s.Messages, s.TotalTokens(), s.PromptTokens, s.CompletionTokens, usage.FormatUSD(s.CostMicroUSD))
-	r, err := usage.LastDays(time.Now(), c.user.Location(), 30)
+// runAction does what /undo stands for.
+func (c *chatSession) runAction(ctx context.Context) {
+	if c.undo == nil {
+		fmt.Fprintln(c.out, "nothing to undo")
+		return
+	}
+	r, err := c.commands.Do(ctx, c.caller(), *c.undo)
 	if err != nil {
-		fmt.Fprintf(c.out, "could not read usage: %v\n", err)
+		fmt.Fprintf(c.out, "%s\n", bot.UserMessage(err))
 		return
 	}
-	sum, err := c.reports.Summarize(ctx, c.user.ID, r)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(c.out, "could not read usage: %v\n", err)
-		return
+	c.undo = nil
+	c.show(r)
+}
+
+func (c *chatSession) caller() commands.Caller {
+	return commands.Caller{User: c.user, Source: conversations.SourceConsole, ConversationID: c.conv, Private: true}
+}
+
+// show prints a command's answer and follows it: a new conversation starts
+// with the next message, an archive can be undone with /undo.
+func (c *chatSession) show(r commands.Result) {
+	fmt.Fprint(c.out, strings.TrimRight(r.Text, "\n")+"\n")
+	for _, a := range r.Actions {
+		if a.Kind == commands.ActUnarchive {
+			c.undo = &a
+			fmt.Fprintln(c.out, "(/undo restores it)")
+		}
 	}
-	t := sum.Totals
-	fmt.Fprintf(c.out, "last 30 days: %d replies, %d tokens, %s\n", t.Messages, t.TotalTokens(), usage.FormatUSD(t.CostMicroUSD))
+	if r.NewConversation {
+		c.conv, c.spent = uuid.Nil, usage.Totals{}
+	}
 }

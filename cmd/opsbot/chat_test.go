@@ -56,7 +56,7 @@ func TestChatWithModel(t *testing.T) {
 	clearModelEnv(t)
 	t.Setenv("OPENAI_BASE_URL", fakeStreamingOpenAI(t, []string{"Restart ", "it."}, 12, 3))
 	handle := "chatter-" + uuid.NewString()[:8]
-	stdin := "why is api-7 down?\n/usage\n/new\nand db-2?\n/archive\n/bogus\n/quit\n"
+	stdin := "why is api-7 down?\n/usage\n/new\nand db-2?\n/archive\n/undo\n/list\n/bogus\n/quit\n"
 	code, out, errOut := runCmd(t, stdin, "chat", "--user", handle)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr %s", code, errOut)
@@ -67,10 +67,13 @@ func TestChatWithModel(t *testing.T) {
 		// 12 x 0.15 + 3 x 0.60 = 3.6 micro-USD, rounded to 4.
 		"(gpt-4o-mini · 12 in / 3 out tokens · $0.000004)",
 		"this conversation: 1 replies, 15 tokens (12 in, 3 out), $0.000004",
-		"last 30 days: 1 replies, 15 tokens, $0.000004",
-		"(new conversation)",
-		"(conversation archived; the next message starts a new one)",
-		"unknown command /bogus",
+		"Your usage, last 30 days (",
+		"$0.000004 · 15 tokens (12 in, 3 out) · 1 replies",
+		"New conversation: your next message starts it.",
+		`Archived "and db-2?". Undo brings it back.` + "\n(/undo restores it)",
+		`Restored "and db-2?".`,
+		"Your open conversations, newest first:\n1. and db-2? — 2 messages",
+		`I don't know the command "bogus"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -81,8 +84,8 @@ func TestChatWithModel(t *testing.T) {
 		t.Errorf("console conversations = %d, want 2", n)
 	}
 	if n := countWhere(t, `SELECT count(*) FROM conversations c JOIN users u ON u.id = c.owner_id
-		WHERE u.handle = $1 AND c.archived_at IS NOT NULL`, handle); n != 1 {
-		t.Errorf("archived conversations = %d, want 1", n)
+		WHERE u.handle = $1 AND c.archived_at IS NOT NULL`, handle); n != 0 {
+		t.Errorf("archived conversations = %d, want 0 (archived, then undone)", n)
 	}
 	if n := countWhere(t, `SELECT count(*) FROM usage_events e JOIN users u ON u.id = e.user_id
 		WHERE u.handle = $1 AND e.source = 'console' AND e.cost_micro_usd = 4`, handle); n != 2 {
