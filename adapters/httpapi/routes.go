@@ -8,8 +8,9 @@ import (
 // and the dashboard from this package, and the routes the chat surfaces
 // mount (Slack's /slack/events, /slack/commands, /slack/interactivity,
 // Teams' /api/messages). All of them go through wrap, so each gets the same
-// body limit and request metrics; the whole mux is behind the request id,
-// the access log and panic recovery (see New).
+// body limit, panic recovery and request metrics; the whole mux is behind
+// the request id and the access log (see New), so a request that panicked is
+// logged and counted with the 500 it got.
 
 // Mount is a route another adapter serves beside /api/v1: a chat surface's
 // webhook. Bearer-token auth does not apply (the surface checks its own
@@ -86,7 +87,7 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 }
 
 // wrap gives a route its body limit, its bearer-token check unless it is
-// public, and its request metrics.
+// public, panic recovery and its request metrics.
 func (s *Server) wrap(rt route) http.Handler {
 	h := rt.handler
 	if !rt.public {
@@ -103,5 +104,5 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		inner.ServeHTTP(w, r)
 	})
-	return s.httpMetrics.instrument(rt.method+" "+rt.path, h)
+	return s.httpMetrics.instrument(rt.method+" "+rt.path, s.recoverPanics(h))
 }

@@ -99,7 +99,7 @@ func New(d Deps) *Server {
 	for _, rt := range s.routes() {
 		mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
-	s.handler = s.recoverPanics(s.logRequests(problemForUnrouted(mux, s.log)))
+	s.handler = s.logRequests(problemForUnrouted(mux, s.log))
 	return s
 }
 
