@@ -217,7 +217,7 @@ func TestUsageInCallersZone(t *testing.T) {
 	ana := mustUser(t, pool, "Ana", users.RoleUser)
 	for _, e := range []usage.Event{
 		{Model: "gpt-4o-mini", PromptTokens: 1000, CompletionTokens: 234, CostMicroUSD: 1_234_567, OccurredAt: time.Date(2026, 11, 24, 18, 31, 0, 0, time.UTC)}, // 25 Nov 00:01 IST
-		{Model: "gpt-4o", PromptTokens: 2000, CompletionTokens: 1000, CostMicroUSD: 2_000_000, OccurredAt: time.Date(2026, 11, 24, 18, 29, 0, 0, time.UTC)},    // 24 Nov 23:59 IST
+		{Model: "gpt-4o", PromptTokens: 2000, CompletionTokens: 1000, CostMicroUSD: 2_000_000, OccurredAt: time.Date(2026, 11, 24, 18, 29, 0, 0, time.UTC)},     // 24 Nov 23:59 IST
 	} {
 		e.UserID, e.Source = ana.ID, "slack"
 		if err := usage.Record(ctx, pool, e); err != nil {
