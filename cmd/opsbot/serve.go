@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,14 +55,22 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	userStore := users.NewStore(pool, e.cfg.TimeZone)
 	cmds := commands.New(commands.Config{DB: pool, Users: userStore, Gaps: runbooks, Log: e.log})
 
+	// Chat surfaces (surfaces.go): their repliers are known before the turn
+	// worker is built.
+	surfaces, err := chatSurfaces(e.cfg, surfaceDeps{pool: pool, users: userStore, commands: cmds, log: e.log, registerer: reg})
+	if err != nil {
+		return err
+	}
+	repliers := map[string]bot.Replier{}
+	for _, s := range surfaces {
+		repliers[s.platform] = s.replier
+	}
+
 	// Durable work (river.go): every worker and periodic job is registered
-	// before newRiver builds the client. The turn worker gets the chat
-	// surfaces' repliers when it is built; their webhooks accept events
-	// through a bot.Inbox on the client and are mounted beside the API
-	// (httpapi.Deps.Mounts).
+	// before newRiver builds the client.
 	workers := river.NewWorkers()
 	var periodic []*river.PeriodicJob
-	river.AddWorker(workers, bot.NewTurnWorker(engine, cmds, nil, e.log))
+	river.AddWorker(workers, bot.NewTurnWorker(engine, cmds, repliers, e.log))
 	// Reports (usage digest; the runbook gap report takes the same notifier).
 	notifier := newNotifier(e.cfg.Usage, e.log)
 	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
@@ -91,7 +100,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
+	// The surfaces accept events through the inbox on the River client:
+	// webhooks beside the API, long-lived connections beside the server.
+	inbox := bot.NewInbox(pool, jobs)
+	var mounts []httpapi.Mount
+	for _, s := range surfaces {
+		mounts = append(mounts, s.mounts(inbox)...)
+	}
 	api := httpapi.New(httpapi.Deps{
+		Mounts:     mounts,
 		Log:        e.log,
 		DB:         pool,
 		Users:      userStore,
@@ -130,9 +147,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		<-done.Done()
 		stopRiver(jobs, e.log)
 	}()
+	var connections sync.WaitGroup
+	for _, s := range surfaces {
+		if s.run == nil {
+			continue
+		}
+		connections.Go(func() {
+			if err := s.run(done, inbox); err != nil && done.Err() == nil {
+				e.log.Error("chat connection ended", "platform", s.platform, "error", err)
+			}
+		})
+	}
 	e.log.Info("opsbot serving", "addr", ln.Addr().String())
 	err = serveUntilDone(ctx, e, srv, ln)
 	stop() // also when serving failed before any signal
+	connections.Wait()
 	<-riverStopped
 	return err
 }
