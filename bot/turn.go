@@ -72,6 +72,12 @@ type Reply struct {
 	// Command is the result of a command of the shared set, when the turn
 	// was one; surfaces render it (buttons, a card) instead of Text alone.
 	Command *commands.Result
+	// Attempt is the turn job's attempt posting it (1 the first time). A
+	// Replier that can find its own earlier post on the platform (Slack
+	// message metadata carrying the turn key) looks before posting again
+	// when Attempt > 1: an earlier attempt may have posted and died before
+	// the post was recorded.
+	Attempt int
 }
 
 // Stored reports whether the reply is a stored assistant message. A reply

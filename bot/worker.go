@@ -78,6 +78,7 @@ func (w *TurnWorker) Work(ctx context.Context, job *river.Job[TurnArgs]) error {
 	if rep.AssistantMessage.PlatformMessageID != "" {
 		return nil // posted by an earlier attempt
 	}
+	rep.Attempt = job.Attempt
 	pmid, err := rp.Reply(ctx, t, rep)
 	if err != nil {
 		w.engine.cfg.Metrics.error("reply")
@@ -105,7 +106,7 @@ func (w *TurnWorker) fail(ctx context.Context, job *river.Job[TurnArgs], rp Repl
 	if !f.Final && job.Attempt < job.MaxAttempts {
 		return fmt.Errorf("turn %s attempt %d: %w", a.Key, job.Attempt, err)
 	}
-	if _, perr := rp.Reply(ctx, a.Turn(), Reply{Text: f.Message}); perr != nil {
+	if _, perr := rp.Reply(ctx, a.Turn(), Reply{Text: f.Message, Attempt: job.Attempt}); perr != nil {
 		w.engine.cfg.Metrics.error("reply")
 		return fmt.Errorf("turn %s: post failure notice: %w (turn error: %v)", a.Key, perr, err)
 	}
@@ -132,7 +133,7 @@ func (w *TurnWorker) runCommand(ctx context.Context, job *river.Job[TurnArgs], r
 	if err != nil {
 		return w.fail(ctx, job, rp, err)
 	}
-	if _, err := rp.Reply(ctx, a.Turn(), Reply{Text: res.Text, Command: &res}); err != nil {
+	if _, err := rp.Reply(ctx, a.Turn(), Reply{Text: res.Text, Command: &res, Attempt: job.Attempt}); err != nil {
 		w.engine.cfg.Metrics.error("reply")
 		return fmt.Errorf("turn %s: post command result: %w", a.Key, err)
 	}

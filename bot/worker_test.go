@@ -166,8 +166,8 @@ func TestTurnWorkerRetriesNeverDuplicate(t *testing.T) {
 	if n := len(llm.calls()); n != 1 {
 		t.Errorf("model calls = %d, want 1", n)
 	}
-	if posts := rp.all(); len(posts) != 1 || posts[0].Text != "Scaled up." {
-		t.Errorf("posts = %+v, want the reply once", posts)
+	if posts := rp.all(); len(posts) != 1 || posts[0].Text != "Scaled up." || posts[0].Attempt != 2 {
+		t.Errorf("posts = %+v, want the reply once, by attempt 2", posts)
 	}
 	if n := ledgerRows(t, user); n != 1 {
 		t.Errorf("ledger rows = %d, want 1", n)
