@@ -39,7 +39,9 @@ func (s *Server) api(method, path string, h handlerFunc) route {
 
 // public is api without the bearer token.
 func (s *Server) public(method, path string, h handlerFunc) route {
-	return route{method: method, path: path, public: true, handler: s.adapt(h)}
+	r := s.api(method, path, h)
+	r.public = true
+	return r
 }
 
 // routes is the whole routing table.
