@@ -57,11 +57,14 @@ func asModelError(ctx context.Context, err error) *ModelError {
 func UserMessage(err error) string {
 	var me *ModelError
 	var be *usage.BudgetExceededError
+	var ue *usage.UnpricedModelError
 	var tl *conversations.TooLargeError
 	var ve *conversations.ValidationError
 	switch {
 	case errors.As(err, &be):
 		return be.Error() // already the whole sentence: which limit, when it resets, who can raise it
+	case errors.As(err, &ue):
+		return ue.Error() // already the whole sentence: which model, what an admin does
 	case errors.As(err, &tl):
 		return fmt.Sprintf("That message is too long for me: the limit is %d KiB. Please shorten it or split it up.", tl.Limit/1024)
 	case errors.As(err, &ve):

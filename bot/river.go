@@ -190,13 +190,15 @@ func (w *TurnWorker) streamer(ctx context.Context, rp Replier, t Turn) (func(str
 }
 
 // userFacing reports whether err is an answer for the user rather than a
-// fault to retry: bad input, a spent budget, a model that stayed down after
-// the adapter's own retries, a conversation that is gone.
+// fault to retry: bad input, a spent budget, an unpriced model under a
+// budget, a model that stayed down after the adapter's own retries, a
+// conversation that is gone.
 func userFacing(err error) bool {
 	var me *ModelError
 	var be *usage.BudgetExceededError
+	var ue *usage.UnpricedModelError
 	var tl *conversations.TooLargeError
 	var ve *conversations.ValidationError
-	return errors.As(err, &me) || errors.As(err, &be) || errors.As(err, &tl) || errors.As(err, &ve) ||
+	return errors.As(err, &me) || errors.As(err, &be) || errors.As(err, &ue) || errors.As(err, &tl) || errors.As(err, &ve) ||
 		errors.Is(err, conversations.ErrNotFound)
 }

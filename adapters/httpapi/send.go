@@ -83,7 +83,8 @@ func turnUsage(u bot.Usage) usageJSON {
 // names the limit and when it resets; 402 rather than 429 because waiting
 // a moment does not help and clients retry 429 automatically), 503 when the
 // model is unavailable, rate-limited or timed out (with Retry-After when the
-// provider gave one), 502 when the provider refused the request or sent an
+// provider gave one) or, while a budget applies, has no price (the detail
+// names the model and OPSBOT_PRICES_FILE), 502 when the provider refused the request or sent an
 // unreadable answer. An Idempotency-Key header makes a retried POST return
 // the stored reply instead of asking the model again.
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
@@ -186,15 +187,21 @@ func (s *Server) streamReply(ctx context.Context, w http.ResponseWriter, r *http
 	send("done", toSendResponse(rep))
 }
 
-// engineError translates the engine's errors: a spent budget is 402, a
-// model failure 503 or 502 with the user-facing explanation; anything else
+// engineError translates the engine's errors: a spent budget is 402, an
+// unpriced model under a budget 503, a model failure 503 or 502 with the
+// user-facing explanation; anything else
 // is left to statusOf.
 func engineError(w http.ResponseWriter, err error) error {
 	var be *usage.BudgetExceededError
+	var ue *usage.UnpricedModelError
 	var me *bot.ModelError
 	switch {
 	case errors.As(err, &be):
 		return &Error{Status: http.StatusPaymentRequired, Detail: bot.UserMessage(err), Err: err}
+	case errors.As(err, &ue):
+		// 503, not 402: nothing is spent and the user can do nothing about
+		// it; the service cannot serve this model until an admin prices it.
+		return &Error{Status: http.StatusServiceUnavailable, Detail: bot.UserMessage(err), Err: err}
 	case errors.As(err, &me):
 		status := http.StatusServiceUnavailable
 		if me.Kind == bot.ModelRejected || me.Kind == bot.ModelBadAnswer {
