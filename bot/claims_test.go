@@ -14,8 +14,13 @@ import (
 
 // openGateWhenWaiting closes gate once n callers wait for a claim, across
 // the given engines: the model answers only when every duplicate is
-// queued behind the first caller.
-func openGateWhenWaiting(n int, gate chan struct{}, engines ...*Engine) {
+// queued behind the first caller. Should they never all wait (the claim
+// broken), it opens after a few seconds, and the test counts the calls.
+func openGateWhenWaiting(t *testing.T, n int, gate chan struct{}, engines ...*Engine) {
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	timer := time.AfterFunc(5*time.Second, open)
+	t.Cleanup(func() { timer.Stop() })
 	var mu sync.Mutex
 	waiting := 0
 	for _, e := range engines {
@@ -24,7 +29,7 @@ func openGateWhenWaiting(n int, gate chan struct{}, engines ...*Engine) {
 			defer mu.Unlock()
 			waiting++
 			if waiting == n {
-				close(gate)
+				open()
 			}
 		}
 	}
@@ -57,7 +62,7 @@ func TestRespondConcurrentSameKey(t *testing.T) {
 			for range processes {
 				procs = append(procs, New(Config{DB: testPool, LLM: llm, Budget: budget}))
 			}
-			openGateWhenWaiting(9, gate, procs...)
+			openGateWhenWaiting(t, 9, gate, procs...)
 			user := mustUser(t)
 			conv := mustConversation(t, user)
 			turn := Turn{UserID: user, ConversationID: conv, Text: "race", Source: "api", Key: "api:" + uuid.NewString()}
@@ -109,7 +114,7 @@ func TestRespondWaitersShareTheModelFailure(t *testing.T) {
 	down := &ModelError{Kind: ModelUnavailable, Status: 503, Err: errors.New("down")}
 	llm := &fakeLLM{model: "gpt-4o-mini", err: down, gate: gate}
 	a, b := New(Config{DB: testPool, LLM: llm}), New(Config{DB: testPool, LLM: llm})
-	openGateWhenWaiting(3, gate, a, b)
+	openGateWhenWaiting(t, 3, gate, a, b)
 	user := mustUser(t)
 	conv := mustConversation(t, user)
 	turn := Turn{UserID: user, ConversationID: conv, Text: "status?", Source: "slack", Key: "slack:Ev" + uuid.NewString()}
@@ -180,5 +185,38 @@ func TestRespondReleasesTheClaimOnOtherErrors(t *testing.T) {
 	}
 	if n := countRows(t, `SELECT count(*) FROM turn_claims WHERE turn_key = $1`, turn.Key); n != 0 {
 		t.Errorf("claims left = %d, want 0", n)
+	}
+}
+
+// A chat event's job running twice at once, on two workers of two
+// processes, makes one model call and records one ledger row.
+func TestTurnJobRunningTwiceAtOnce(t *testing.T) {
+	gate := make(chan struct{})
+	llm := &fakeLLM{text: "Rebooted.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 10, CompletionTokens: 3}, gate: gate}
+	a, b := New(Config{DB: testPool, LLM: llm}), New(Config{DB: testPool, LLM: llm})
+	openGateWhenWaiting(t, 1, gate, a, b)
+	user := mustUser(t)
+	args := TurnArgs{Platform: "slack", UserID: user, Text: "reboot db-3", Source: "slack", Key: "slack:Ev" + uuid.NewString(),
+		Thread: &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, e := range []*Engine{a, b} {
+		w := NewTurnWorker(e, map[string]Replier{"slack": &recordingReplier{}}, nil)
+		wg.Go(func() { errs[i] = workOnce(w, args, 1) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("worker %d: %v", i, err)
+		}
+	}
+	if n := len(llm.calls()); n != 1 {
+		t.Errorf("model calls = %d, want 1", n)
+	}
+	if n := ledgerRows(t, user); n != 1 {
+		t.Errorf("ledger rows = %d, want 1", n)
+	}
+	if n := countRows(t, `SELECT count(*) FROM messages WHERE turn_key = $1`, args.Key); n != 2 {
+		t.Errorf("messages = %d, want 2", n)
 	}
 }
