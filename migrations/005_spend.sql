@@ -22,7 +22,10 @@ ALTER TABLE usage_events
 -- holder whose model call failed leaves failure set (and the claim lapsed),
 -- so the callers that waited on it get the same error instead of paying
 -- for a second failing call, while a later retry may claim the key afresh.
-CREATE TABLE turn_claims (
+-- Unlogged: taking a claim is one more write per turn, and this way it
+-- costs no WAL flush. Claims are fleeting; losing them in a database crash
+-- or failover costs at worst one duplicate model call for a turn in flight.
+CREATE UNLOGGED TABLE turn_claims (
     turn_key       text PRIMARY KEY,
     holder         uuid NOT NULL,
     expires_at     timestamptz NOT NULL,
