@@ -220,3 +220,47 @@ func TestTurnJobRunningTwiceAtOnce(t *testing.T) {
 		t.Errorf("messages = %d, want 2", n)
 	}
 }
+
+// When the holder gives up without a model error (its job was stopped),
+// the caller waiting on it, in another process, takes the turn over and
+// answers it.
+func TestRespondWaiterTakesOverAnAbandonedTurn(t *testing.T) {
+	gate := make(chan struct{})
+	llm := &fakeLLM{text: "Done by the second.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 1, CompletionTokens: 1}, gate: gate}
+	a, b := New(Config{DB: testPool, LLM: llm}), New(Config{DB: testPool, LLM: llm})
+	user := mustUser(t)
+	turn := Turn{UserID: user, ConversationID: mustConversation(t, user), Text: "hi", Source: "slack", Key: "slack:Ev" + uuid.NewString()}
+
+	actx, stopA := context.WithCancel(context.Background())
+	defer stopA()
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.Respond(actx, turn, nil)
+		aDone <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); len(llm.calls()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	b.waiting = func(string) { stopA() } // a's job is stopped once b waits on it
+	bDone := make(chan struct{})
+	var rep Reply
+	var err error
+	go func() {
+		defer close(bDone)
+		rep, err = b.Respond(context.Background(), turn, nil)
+	}()
+	if aErr := <-aDone; aErr == nil || !errors.Is(aErr, context.Canceled) {
+		t.Errorf("stopped holder: %v, want context.Canceled", aErr)
+	}
+	close(gate)
+	<-bDone
+	if err != nil || rep.Replayed || rep.Text != "Done by the second." {
+		t.Fatalf("waiter: %q replayed %v, %v; want its own fresh answer", rep.Text, rep.Replayed, err)
+	}
+	if n := len(llm.calls()); n != 2 {
+		t.Errorf("model calls = %d, want 2 (the abandoned one and the waiter's)", n)
+	}
+	if n := ledgerRows(t, user); n != 1 {
+		t.Errorf("ledger rows = %d, want 1 (the abandoned call sent no words)", n)
+	}
+}
