@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestRespondRecordsUnstoredCalls(t *testing.T) {
 			t.Fatalf("Respond: %v, want conversations.ErrNotFound", err)
 		}
 		want := []spendRow{{prompt: 1000, completion: 500, cost: 450, model: "gpt-4o-mini", outcome: "unstored", priced: true, source: "api"}}
-		if got := spendRows(t, user); !equalRows(got, want) {
+		if got := spendRows(t, user); !slices.Equal(got, want) {
 			t.Errorf("ledger = %+v, want %+v", got, want)
 		}
 		if b.settled != 1 || b.cancel != 0 {
@@ -101,7 +102,7 @@ func TestRespondRecordsUnstoredCalls(t *testing.T) {
 		}
 		// 100 x 0.15 + 20 x 0.60 = 27 micro-USD.
 		want := []spendRow{{prompt: 100, completion: 20, cost: 27, model: "gpt-4o-mini", outcome: "duplicate", priced: true, source: "slack"}}
-		if got := spendRows(t, user); !equalRows(got, want) {
+		if got := spendRows(t, user); !slices.Equal(got, want) {
 			t.Errorf("ledger = %+v, want %+v", got, want)
 		}
 	})
@@ -122,7 +123,7 @@ func TestRespondRecordsUnstoredCalls(t *testing.T) {
 			t.Fatalf("Respond: %v (streamed %q), want the model error after the partial answer", err, streamed)
 		}
 		want := []spendRow{{prompt: 13, completion: 3, cost: 4, model: "gpt-4o-mini", outcome: "interrupted", estimated: true, priced: true, source: "console"}}
-		if got := spendRows(t, user); !equalRows(got, want) {
+		if got := spendRows(t, user); !slices.Equal(got, want) {
 			t.Errorf("ledger = %+v, want %+v", got, want)
 		}
 		if messageRows(t, conv) != 0 || b.settled != 1 || b.cancel != 0 {
@@ -142,18 +143,6 @@ func TestRespondRecordsUnstoredCalls(t *testing.T) {
 			t.Errorf("ledger rows = %d, want 0", n)
 		}
 	})
-}
-
-func equalRows(a, b []spendRow) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // While a budget applies to the user or the org, a turn on a model with no
@@ -190,7 +179,7 @@ func TestRespondUnpricedModel(t *testing.T) {
 					t.Fatalf("Respond: %q cost %d, %v; want the answer at cost 0", rep.Text, rep.Usage.CostMicroUSD, err)
 				}
 				want := []spendRow{{conv: true, msg: true, prompt: 300, completion: 40, model: "llama3.1:8b", outcome: "stored", source: "api"}}
-				if got := spendRows(t, user); !equalRows(got, want) {
+				if got := spendRows(t, user); !slices.Equal(got, want) {
 					t.Errorf("ledger = %+v, want %+v (priced false)", got, want)
 				}
 				return
