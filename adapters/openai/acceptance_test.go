@@ -401,3 +401,29 @@ func TestAcceptanceSilentModelIsReported(t *testing.T) {
 		t.Errorf("%d ledger rows, %d messages; want none", len(rows), len(msgs))
 	}
 }
+
+// A caller that goes away mid-answer (its context cancelled after words
+// came) leaves the call on the ledger as interrupted, with the words that
+// came estimated, and nothing stored.
+func TestAcceptanceCallerGoneMidAnswer(t *testing.T) {
+	f := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{"Drain it", " and then"}, chunkDelay: 100 * time.Millisecond})
+	var sl sleeps
+	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl), time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := fx.engine.Respond(ctx, bot.Turn{UserID: fx.user, ConversationID: fx.conv, Text: "go", Source: conversations.SourceAPI},
+		func(string) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v, want context.Canceled", err)
+	}
+	if msgs := stored(t, fx.conv); len(msgs) != 0 {
+		t.Errorf("%d messages stored, want none", len(msgs))
+	}
+	var outcome string
+	var completion int
+	if err := testPool.QueryRow(context.Background(), `SELECT outcome, completion_tokens FROM usage_events WHERE user_id = $1`,
+		fx.user).Scan(&outcome, &completion); err != nil || outcome != "interrupted" || completion != 2 {
+		// "Drain it" came: 8 bytes of ASCII, 2 tokens.
+		t.Errorf("ledger = %q, %d completion tokens (%v); want one interrupted row with 2", outcome, completion, err)
+	}
+}
