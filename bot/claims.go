@@ -142,7 +142,7 @@ func (e *Engine) hold(key string, holder uuid.UUID) *turnClaim {
 	e.claims[key] = c
 	e.claimsMu.Unlock()
 	c.renew.Go(func() {
-		t := time.NewTicker(e.cfg.ClaimLease / 3)
+		t := time.NewTicker(max(e.cfg.ClaimLease/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
