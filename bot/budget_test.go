@@ -21,7 +21,7 @@ func TestRespondWithRealBudgets(t *testing.T) {
 	}
 	// Each turn: 1000 x 0.15 + 500 x 0.60 = 450 micro-USD.
 	llm := &fakeLLM{text: "ok", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 1000, CompletionTokens: 500}}
-	e := New(Config{DB: testPool, LLM: llm, Budget: budgets})
+	e := New(Config{DB: testPool, LLM: llm, Model: "gpt-4o-mini", Budget: budgets})
 	conv := mustConversation(t, user)
 	turn := func() (Reply, error) {
 		return e.Respond(ctx, Turn{UserID: user, ConversationID: conv, Text: "hi", Source: "api"}, nil)

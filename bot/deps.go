@@ -35,9 +35,11 @@ type answerJudge interface {
 }
 
 // Budget bounds spend. Admit is asked before the model is called and refuses
-// with a *usage.BudgetExceededError when a budget is used up; Settle runs
-// inside the transaction that stores the turn and its ledger row; Cancel
-// releases an admission whose turn failed. A nil Budget means no budgets.
+// with a *usage.BudgetExceededError when a budget is used up; its admission
+// says whether a budget applies at all (then the model must be priced).
+// Settle runs inside the transaction that records the turn's ledger row;
+// Cancel releases an admission whose turn failed before it cost anything.
+// A nil Budget means no budgets.
 type Budget interface {
 	Admit(ctx context.Context, userID uuid.UUID) (usage.Admission, error)
 	Settle(ctx context.Context, tx usage.DBTX, a usage.Admission) error

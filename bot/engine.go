@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -29,7 +30,8 @@ type Config struct {
 	// come from the runbooks alone.
 	LLM LLM
 	// Model is the configured model name, recorded when the provider does
-	// not name the model that answered.
+	// not name the model that answered. While a budget applies to a user,
+	// their turns are refused unless it is in the price table.
 	Model     string
 	Prices    *usage.Prices // default usage.BuiltinPrices()
 	Retriever Retriever     // nil: no runbooks
@@ -50,6 +52,10 @@ type Config struct {
 	RunbookTokens   int // token budget for runbook excerpts, default 1500
 	// CallTimeout is the deadline of one model call, retries included.
 	CallTimeout time.Duration // default 90s
+	// ClaimLease is how long a turn key's claim stands unless its holder
+	// renews it (every third of it): a crashed holder's turn is taken over
+	// by a waiting caller within about this long.
+	ClaimLease time.Duration // default DefaultClaimLease
 }
 
 // Engine answers turns. It is safe for concurrent use.
@@ -57,9 +63,16 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 	now func() time.Time
+	// claims are the turn keys this process holds, so that its own waiters
+	// wake when a holder ends instead of polling (see claims.go).
+	claimsMu sync.Mutex
+	claims   map[string]*turnClaim
 	// afterModel, when set (tests), runs between the model's answer and
 	// the transaction that stores it.
 	afterModel func(ctx context.Context)
+	// waiting, when set (tests), runs when a caller starts waiting for
+	// another's claim on key.
+	waiting func(key string)
 }
 
 // New builds an engine.
@@ -88,7 +101,10 @@ func New(cfg Config) *Engine {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 90 * time.Second
 	}
-	e := &Engine{cfg: cfg, log: cfg.Log, now: cfg.Now}
+	if cfg.ClaimLease <= 0 {
+		cfg.ClaimLease = DefaultClaimLease
+	}
+	e := &Engine{cfg: cfg, log: cfg.Log, now: cfg.Now, claims: map[string]*turnClaim{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -111,12 +127,19 @@ func (e *Engine) HasModel() bool { return e.cfg.LLM != nil }
 // the turn starts one.
 //
 // A turn whose Key is already stored returns the stored reply (Replayed) and
-// records nothing; onDelta then gets the whole text once. Errors: a
-// *conversations.ValidationError or TooLargeError for bad input,
+// records nothing; onDelta then gets the whole text once. Concurrent turns
+// with one Key, in this process or another, make one model call: the others
+// wait for it and replay its reply (or return its *ModelError).
+//
+// Errors: a *conversations.ValidationError or TooLargeError for bad input,
 // conversations.ErrNotFound for a conversation the user cannot see, a
-// *usage.BudgetExceededError, or a *ModelError; in every case nothing is
-// stored. UserMessage turns any of them into words for the user.
-func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Reply, error) {
+// *usage.BudgetExceededError, a *usage.UnpricedModelError (a budget applies
+// and the model has no price), or a *ModelError; in every case no message is
+// stored. A model call that was paid for — cut off mid-answer, or answered
+// but not stored — is still recorded on the usage ledger, with no
+// conversation and an outcome that says why. UserMessage turns any of these
+// errors into words for the user.
+func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (rep Reply, err error) {
 	started := e.now()
 	outcome := "error"
 	defer func() { e.cfg.Metrics.turn(t.Source, outcome) }()
@@ -130,23 +153,38 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 		return Reply{}, err
 	}
 	if t.Key != "" {
-		r, ok, err := storedReply(ctx, e.cfg.DB, t.Key)
-		if err != nil {
-			return Reply{}, err
+		r, claim, cerr := e.claimOrReplay(ctx, t.Key)
+		if cerr != nil {
+			var me *ModelError
+			if errors.As(cerr, &me) {
+				outcome = "model_error"
+			}
+			return Reply{}, cerr
 		}
-		if ok {
+		if claim == nil {
 			outcome = "replayed"
 			if onDelta != nil {
 				onDelta(r.Text)
 			}
 			return r, nil
 		}
+		// err is the turn's result: a model failure is shared with the
+		// callers waiting on this claim.
+		defer func() { e.endClaim(ctx, claim, err) }()
+		return e.respond(ctx, t, onDelta, claim, started, &outcome)
 	}
+	return e.respond(ctx, t, onDelta, nil, started, &outcome)
+}
+
+// respond is Respond once the turn may call the model: claim is its held
+// claim, nil for a turn without a key; outcome is set for the metrics.
+func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), claim *turnClaim, started time.Time,
+	outcome *string) (Reply, error) {
 	conv, newConv, err := e.conversation(ctx, t)
 	if err != nil {
 		var ve *conversations.ValidationError
 		if errors.As(err, &ve) {
-			outcome = "invalid"
+			*outcome = "invalid"
 		}
 		return Reply{}, err
 	}
@@ -164,7 +202,7 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 		if err != nil {
 			var be *usage.BudgetExceededError
 			if errors.As(err, &be) {
-				outcome = "budget"
+				*outcome = "budget"
 				return Reply{}, err
 			}
 			return Reply{}, fmt.Errorf("admit turn: %w", err)
@@ -177,6 +215,12 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 				e.log.WarnContext(ctx, "cancel budget admission", "user_id", t.UserID, "error", cerr)
 			}
 		}()
+		if _, priced := e.cfg.Prices.Lookup(e.cfg.Model); adm.Budgeted && e.cfg.LLM != nil && !priced {
+			// Its cost would be 0 on the ledger, and the budget could never
+			// stop it.
+			*outcome = "budget"
+			return Reply{}, &usage.UnpricedModelError{Model: e.cfg.Model}
+		}
 	}
 
 	var history []conversations.Message
@@ -193,9 +237,12 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 	if err != nil {
 		var me *ModelError
 		if errors.As(err, &me) {
-			outcome = "model_error"
+			*outcome = "model_error"
 			e.cfg.Metrics.error(me.Kind)
 			e.log.WarnContext(ctx, "model call failed", "conversation_id", conv.ID, "kind", me.Kind, "status", me.Status, "error", me.Err)
+		}
+		if a.paid {
+			settled = e.recordUnstored(ctx, t, a, usage.OutcomeInterrupted, adm)
 		}
 		return Reply{}, err
 	}
@@ -232,12 +279,7 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 		if err != nil {
 			return err
 		}
-		if err := usage.Record(ctx, tx, usage.Event{
-			UserID: t.UserID, ConversationID: conv.ID, MessageID: reply.AssistantMessage.ID, Source: t.Source,
-			Model: a.usage.Model, PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
-			CachedTokens: a.usage.CachedTokens, CostMicroUSD: a.usage.CostMicroUSD, PriceVersion: a.usage.PriceVersion,
-			Estimated: a.usage.Estimated, OccurredAt: e.now(),
-		}); err != nil {
+		if err := usage.Record(ctx, tx, a.event(t, conv.ID, reply.AssistantMessage.ID, usage.OutcomeStored, e.now())); err != nil {
 			return err
 		}
 		if e.cfg.Budget != nil {
@@ -245,23 +287,36 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 				return fmt.Errorf("settle budget: %w", err)
 			}
 		}
+		if claim != nil {
+			return claim.storeClaim(ctx, tx)
+		}
 		return nil
 	})
 	if err != nil {
+		if a.paid {
+			unstored := usage.OutcomeUnstored
+			if errors.Is(err, conversations.ErrTurnStored) {
+				unstored = usage.OutcomeDuplicate
+			}
+			settled = e.recordUnstored(ctx, t, a, unstored, adm)
+		}
 		if errors.Is(err, conversations.ErrTurnStored) {
-			// The same turn was stored concurrently (a duplicate delivery
-			// raced this one): answer with what was stored.
+			// The same turn was stored concurrently (a holder whose claim
+			// lapsed raced this one): answer with what was stored.
 			r, ok, lerr := storedReply(ctx, e.cfg.DB, t.Key)
 			if lerr == nil && ok {
-				outcome = "replayed"
+				*outcome = "replayed"
 				return r, nil
 			}
 		}
 		e.cfg.Metrics.error("store")
 		return Reply{}, fmt.Errorf("store turn in conversation %s: %w", conv.ID, err)
 	}
+	if claim != nil {
+		claim.stored = true
+	}
 	settled = true
-	outcome = "answered"
+	*outcome = "answered"
 	e.cfg.Metrics.usage(a.usage)
 	e.cfg.Metrics.overhead(e.now().Sub(started) - a.latency)
 	if e.cfg.Retriever != nil && !answered {
@@ -271,6 +326,42 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (Rep
 		}
 	}
 	return reply, nil
+}
+
+// unstoredTimeout bounds recording a paid call whose turn was not stored;
+// it runs even when the turn's context is done.
+const unstoredTimeout = 5 * time.Second
+
+// recordUnstored puts a paid model call whose turn is not stored on the
+// ledger by itself, in its own transaction with the budget's settlement,
+// and reports whether it did: the provider bills the call either way, so
+// the ledger, the summaries and the budgets must count it. A failure is
+// logged with the figures, for reconciliation by hand.
+func (e *Engine) recordUnstored(ctx context.Context, t Turn, a answer, outcome string, adm usage.Admission) bool {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unstoredTimeout)
+	defer cancel()
+	err := pgx.BeginFunc(wctx, e.cfg.DB, func(tx pgx.Tx) error {
+		if err := usage.Record(wctx, tx, a.event(t, uuid.Nil, uuid.Nil, outcome, e.now())); err != nil {
+			return err
+		}
+		if e.cfg.Budget != nil {
+			if err := e.cfg.Budget.Settle(wctx, tx, adm); err != nil {
+				return fmt.Errorf("settle budget: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.cfg.Metrics.error("store")
+		e.log.ErrorContext(ctx, "paid model call not recorded", "user_id", t.UserID, "outcome", outcome,
+			"model", a.usage.Model, "prompt_tokens", a.usage.PromptTokens, "completion_tokens", a.usage.CompletionTokens,
+			"cost_micro_usd", a.usage.CostMicroUSD, "error", err)
+		return false
+	}
+	e.cfg.Metrics.usage(a.usage)
+	e.log.WarnContext(ctx, "paid model call recorded without its turn", "user_id", t.UserID, "outcome", outcome,
+		"model", a.usage.Model, "cost_micro_usd", a.usage.CostMicroUSD)
+	return true
 }
 
 // ValidateText checks a message before anything is spent on it: not empty,
@@ -344,6 +435,19 @@ type answer struct {
 	citations    []Citation
 	usage        Usage
 	latency      time.Duration
+	// paid is true when a model was called and its usage is known, even if
+	// the call then failed: the provider bills what it sent.
+	paid bool
+	// unpriced is true when the model is missing from the price table.
+	unpriced bool
+}
+
+// event is the answer's ledger row.
+func (a answer) event(t Turn, convID, msgID uuid.UUID, outcome string, at time.Time) usage.Event {
+	return usage.Event{UserID: t.UserID, ConversationID: convID, MessageID: msgID, Source: t.Source,
+		Model: a.usage.Model, PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
+		CachedTokens: a.usage.CachedTokens, CostMicroUSD: a.usage.CostMicroUSD, PriceVersion: a.usage.PriceVersion,
+		Estimated: a.usage.Estimated, Outcome: outcome, Unpriced: a.unpriced, OccurredAt: at}
 }
 
 // nearMisses keeps the hits of an unanswered question that still score at
@@ -404,16 +508,43 @@ func (e *Engine) answer(ctx context.Context, history []conversations.Message, hi
 		model = e.cfg.Model
 	}
 	e.cfg.Metrics.modelCall(model, latency)
+	a := answer{citations: cites, latency: latency}
+	if err == nil || comp.Text != "" {
+		// A call cut off mid-answer (its partial text comes with the error)
+		// is billed too: the words that came and the prompt behind them.
+		a.usage, a.unpriced = e.priced(ctx, model, msgs, comp)
+		a.paid = true
+	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			// The caller gave up (shutdown, a stopped job): not the model's
 			// fault, and not something to tell the user about.
-			return answer{}, fmt.Errorf("model call abandoned: %w", ctx.Err())
+			return a, fmt.Errorf("model call abandoned: %w", ctx.Err())
 		}
-		return answer{}, asModelError(callCtx, err)
+		return a, asModelError(callCtx, err)
 	}
+	a.finishReason = comp.FinishReason
 
-	u := Usage{Model: model, PriceVersion: e.cfg.Prices.Version}
+	out := comp.Text
+	if len(out) > maxAnswerBytes {
+		cut := maxAnswerBytes
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut] + "\n…[answer truncated]"
+	}
+	if strings.TrimSpace(out) == "" {
+		out = "(The model returned an empty answer.)"
+	}
+	a.text = out
+	return a, nil
+}
+
+// priced is a completion's usage and cost: the provider's token count, or a
+// local estimate when it sent none (a stream without its usage chunk, a
+// stream cut off); unpriced is true when the model has no price.
+func (e *Engine) priced(ctx context.Context, model string, msgs []ChatMessage, comp Completion) (u Usage, unpriced bool) {
+	u = Usage{Model: model, PriceVersion: e.cfg.Prices.Version}
 	if comp.Usage != nil {
 		u.PromptTokens, u.CompletionTokens, u.CachedTokens = comp.Usage.PromptTokens, comp.Usage.CompletionTokens, comp.Usage.CachedTokens
 	} else {
@@ -428,17 +559,5 @@ func (e *Engine) answer(ctx context.Context, history []conversations.Message, hi
 			"model", model, "price_version", e.cfg.Prices.Version)
 	}
 	u.CostMicroUSD = cost
-
-	out := comp.Text
-	if len(out) > maxAnswerBytes {
-		cut := maxAnswerBytes
-		for cut > 0 && !utf8.RuneStart(out[cut]) {
-			cut--
-		}
-		out = out[:cut] + "\n…[answer truncated]"
-	}
-	if strings.TrimSpace(out) == "" {
-		out = "(The model returned an empty answer.)"
-	}
-	return answer{text: out, finishReason: comp.FinishReason, citations: cites, usage: u, latency: latency}, nil
+	return u, !known
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -107,46 +106,6 @@ func TestRespondSameKeyIsStoredOnce(t *testing.T) {
 	}
 	if n := messageRows(t, conv); n != 2 {
 		t.Errorf("messages = %d, want 2", n)
-	}
-}
-
-// Two deliveries of one turn racing each other store it once; both get the
-// stored reply.
-func TestRespondConcurrentSameKey(t *testing.T) {
-	llm := &fakeLLM{text: "Raced.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 10, CompletionTokens: 2}}
-	budget := &fakeBudget{}
-	e := New(Config{DB: testPool, LLM: llm, Budget: budget})
-	user := mustUser(t)
-	conv := mustConversation(t, user)
-	turn := Turn{UserID: user, ConversationID: conv, Text: "race", Source: "slack", Key: "slack:Ev" + uuid.NewString()}
-	const n = 4
-	var wg sync.WaitGroup
-	ids := make([]uuid.UUID, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			r, err := e.Respond(context.Background(), turn, nil)
-			ids[i], errs[i] = r.AssistantMessage.ID, err
-		})
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("Respond %d: %v", i, errs[i])
-		}
-		if ids[i] != ids[0] {
-			t.Errorf("reply %d is message %s, want %s", i, ids[i], ids[0])
-		}
-	}
-	if got := ledgerRows(t, user); got != 1 {
-		t.Errorf("ledger rows = %d, want 1", got)
-	}
-	if got := messageRows(t, conv); got != 2 {
-		t.Errorf("messages = %d, want 2", got)
-	}
-	if budget.settled != 1 || budget.settled+budget.cancel != len(llm.calls()) {
-		t.Errorf("budget settled %d, cancelled %d for %d model calls; want 1 settled and the rest cancelled",
-			budget.settled, budget.cancel, len(llm.calls()))
 	}
 }
 
@@ -550,6 +509,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &conversations.TooLargeError{Field: "content", Limit: 16384}), FailTooLarge, true},
 		{fmt.Errorf("get: %w", conversations.ErrNotFound), FailNotFound, true},
 		{&usage.BudgetExceededError{Scope: usage.ScopeUser, LimitMicroUSD: 5_000_000}, FailBudget, true},
+		{&usage.UnpricedModelError{Model: "llama3"}, FailUnpriced, true},
 		{&ModelError{Kind: ModelTimeout}, FailModelDown, true},
 		{&ModelError{Kind: ModelRateLimited, RetryAfter: 7 * time.Second}, FailModelDown, true},
 		{&ModelError{Kind: ModelUnavailable, Status: 503}, FailModelDown, true},

@@ -58,6 +58,7 @@ const (
 	FailTooLarge     = "too_large"     // the input is over a size limit (413)
 	FailNotFound     = "not_found"     // no such conversation for this person (404)
 	FailBudget       = "budget"        // a monthly budget is spent (402)
+	FailUnpriced     = "unpriced"      // the model has no price while a budget applies (503)
 	FailModelDown    = "model_down"    // the model timed out, is rate-limited or unavailable (503)
 	FailModelRefused = "model_refused" // the provider refused the request or sent an unreadable answer (502)
 	FailInternal     = "internal"      // anything else: a fault on our side (500)
@@ -84,12 +85,16 @@ type Failure struct {
 func Classify(err error) Failure {
 	var me *ModelError
 	var be *usage.BudgetExceededError
+	var ue *usage.UnpricedModelError
 	var tl *conversations.TooLargeError
 	var ve *conversations.ValidationError
 	switch {
 	case errors.As(err, &be):
 		// Already the whole sentence: which limit, when it resets, who can raise it.
 		return Failure{Kind: FailBudget, Final: true, Message: be.Error()}
+	case errors.As(err, &ue):
+		// Already the whole sentence: which model, what an admin does.
+		return Failure{Kind: FailUnpriced, Final: true, Message: ue.Error()}
 	case errors.As(err, &tl):
 		return Failure{Kind: FailTooLarge, Final: true,
 			Message: fmt.Sprintf("That message is too long for me: the limit is %d KiB. Please shorten it or split it up.", tl.Limit/1024)}

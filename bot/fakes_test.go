@@ -21,7 +21,8 @@ var testPool *pgxpool.Pool
 
 func TestMain(m *testing.M) { os.Exit(testdb.RunMain(m, &testPool)) }
 
-// fakeLLM answers instantly with a fixed text and usage.
+// fakeLLM answers with a fixed text and usage: at once, or when gate is
+// closed.
 type fakeLLM struct {
 	mu     sync.Mutex
 	reqs   []Request
@@ -30,14 +31,27 @@ type fakeLLM struct {
 	usage  *ProviderUsage
 	err    error
 	chunks []string
+	// partial is the text that came before err (a stream cut off).
+	partial string
+	gate    chan struct{}
 }
 
 func (f *fakeLLM) Complete(ctx context.Context, req Request, onDelta func(string)) (Completion, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
 	f.mu.Unlock()
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return Completion{}, ctx.Err()
+		}
+	}
 	if f.err != nil {
-		return Completion{}, f.err
+		if f.partial != "" && onDelta != nil {
+			onDelta(f.partial)
+		}
+		return Completion{Text: f.partial, Model: f.model}, f.err
 	}
 	text := f.text
 	if len(f.chunks) > 0 {
@@ -79,18 +93,22 @@ func (f *fakeRetriever) RecordGap(ctx context.Context, q string, userID, convID 
 	return nil
 }
 
-// fakeBudget admits or refuses and counts settlements and cancellations.
+// fakeBudget admits or refuses and counts admissions, settlements and
+// cancellations.
 type fakeBudget struct {
-	mu              sync.Mutex
-	refuse          error
-	warning         string
-	settled, cancel int
+	mu                        sync.Mutex
+	refuse                    error
+	warning                   string
+	admitted, settled, cancel int
 }
 
 func (f *fakeBudget) Admit(ctx context.Context, userID uuid.UUID) (usage.Admission, error) {
 	if f.refuse != nil {
 		return usage.Admission{}, f.refuse
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.admitted++
 	return usage.Admission{ID: 7, Warning: f.warning}, nil
 }
 

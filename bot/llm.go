@@ -6,7 +6,10 @@ import "context"
 // answer; when onDelta is not nil the answer is streamed and onDelta gets
 // each piece of text as it arrives. Implementations retry what is worth
 // retrying and return a *ModelError for everything the user should hear
-// about.
+// about. When a call fails after text has come (a stream cut off, the
+// context done mid-answer), the Completion returned with the error carries
+// that partial Text (and Model, when known): it was billed, and the engine
+// records it with estimated usage.
 type LLM interface {
 	Complete(ctx context.Context, req Request, onDelta func(string)) (Completion, error)
 }

@@ -200,8 +200,8 @@ func TestTurnWorkerTellsTheUserWhenTheModelIsDown(t *testing.T) {
 
 // TestTurnSurvivesWorkerKill stops the River client between the model's
 // answer and the transaction that stores it, starts a new client, and
-// checks that the turn ends with exactly one reply, one ledger row and one
-// post.
+// checks that the turn ends with exactly one reply and one post, and that
+// both paid model calls are on the ledger.
 func TestTurnSurvivesWorkerKill(t *testing.T) {
 	ctx := context.Background()
 	// A database of its own, so no other test's jobs are in the queue.
@@ -255,8 +255,13 @@ func TestTurnSurvivesWorkerKill(t *testing.T) {
 	if n := len(llm.calls()); n != 1 {
 		t.Fatalf("model calls before restart = %d, want 1", n)
 	}
-	if n := ledger() + count(`SELECT count(*) FROM messages WHERE turn_key = $1`, "slack:"+ev); n != 0 {
-		t.Fatalf("the killed attempt stored %d rows, want 0", n)
+	if n := count(`SELECT count(*) FROM messages WHERE turn_key = $1`, "slack:"+ev); n != 0 {
+		t.Fatalf("the killed attempt stored %d messages, want 0", n)
+	}
+	// Its model call was paid for: it is on the ledger, as unstored.
+	if n := count(`SELECT count(*) FROM usage_events WHERE user_id = $1 AND outcome = 'unstored'
+		AND conversation_id IS NULL AND message_id IS NULL AND cost_micro_usd = 11`, user); n != 1 {
+		t.Fatalf("unstored ledger rows after the kill = %d, want 1 costing 40 x 0.15 + 8 x 0.60 = 10.8, rounded to 11", n)
 	}
 
 	// River puts a job interrupted by shutdown back in the queue.
@@ -282,8 +287,8 @@ func TestTurnSurvivesWorkerKill(t *testing.T) {
 	if n := len(llm.calls()); n != 2 {
 		t.Errorf("model calls = %d, want 2 (the killed attempt and the rerun)", n)
 	}
-	if n := ledger(); n != 1 {
-		t.Errorf("ledger rows = %d, want 1", n)
+	if n := ledger(); n != 2 {
+		t.Errorf("ledger rows = %d, want 2 (the killed attempt's call, unstored, and the rerun's)", n)
 	}
 	if n := count(`SELECT count(*) FROM messages WHERE turn_key = $1 AND role = 'assistant'`, "slack:"+ev); n != 1 {
 		t.Errorf("replies = %d, want 1", n)

@@ -106,8 +106,8 @@ func readLimits(ctx context.Context, db DBTX, userID uuid.UUID) (limits, error) 
 // org budget appears while it waits for the user's), it compares
 // the month's spend plus the live reservations with each limit: at or over
 // 100% it refuses with *BudgetExceededError; otherwise it reserves the turn
-// estimate and, the first time in the month a budget is at 80% or more,
-// sets Warning. The caller must Settle or Cancel the admission.
+// estimate, sets Budgeted and, the first time in the month a budget is at
+// 80% or more, sets Warning. The caller must Settle or Cancel the admission.
 func (b *Budgets) Admit(ctx context.Context, userID uuid.UUID) (Admission, error) {
 	l, err := readLimits(ctx, b.db, userID)
 	if err != nil {
@@ -118,7 +118,7 @@ func (b *Budgets) Admit(ctx context.Context, userID uuid.UUID) (Admission, error
 	}
 	now := b.now()
 	month := MonthOf(now, b.loc)
-	var adm Admission
+	adm := Admission{Budgeted: true}
 	err = pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
 		orgLocked := l.org >= 0
 		if orgLocked {

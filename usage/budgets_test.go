@@ -234,7 +234,7 @@ func TestReservationsExpireAndCancel(t *testing.T) {
 	mustSetBudgets(t, b, BudgetChange{UserID: user, Limit: ptr(int64(1000))})
 
 	a, err := b.Admit(ctx, user) // reserves 600; the process "crashes"
-	if err != nil || a.ID == 0 {
+	if err != nil || a.ID == 0 || !a.Budgeted {
 		t.Fatalf("Admit: got %+v, %v", a, err)
 	}
 	a2, err := b.Admit(ctx, user) // 600 < 1000: admitted, now 1200 reserved
@@ -255,6 +255,30 @@ func TestReservationsExpireAndCancel(t *testing.T) {
 	now = now.Add(2 * time.Minute) // a's reservation has expired
 	if _, err := b.Admit(ctx, user); err != nil {
 		t.Fatalf("after expiry: got %v, want admission", err)
+	}
+}
+
+// TestUnstoredSpendCounts: a paid call whose turn could not be stored is a
+// ledger row of its own, and the budget counts it like any other.
+func TestUnstoredSpendCounts(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 7, 10, 3, 0, 0, 0, time.UTC)
+	user := mustUser(t, "unstored-"+uuid.NewString()[:8])
+	b := NewBudgets(testPool, BudgetOptions{TurnEstimate: 1, Now: func() time.Time { return now }})
+	mustSetBudgets(t, b, BudgetChange{UserID: user, Limit: ptr(int64(1000))})
+	for _, o := range []string{OutcomeUnstored, OutcomeInterrupted} {
+		if _, err := b.Admit(ctx, user); err != nil {
+			t.Fatalf("Admit before %s spend: %v", o, err)
+		}
+		if err := Record(ctx, testPool, Event{UserID: user, Source: "api", Model: "gpt-4o", CostMicroUSD: 500,
+			Outcome: o, OccurredAt: now.Add(-time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := b.Admit(ctx, user) // 500 + 500 of 1000 spent
+	var be *BudgetExceededError
+	if !errors.As(err, &be) || be.SpentMicroUSD != 1000 {
+		t.Fatalf("Admit after 1000 of unstored spend: %v, want *BudgetExceededError with 1000 spent", err)
 	}
 }
 

@@ -8,6 +8,21 @@ import (
 	"github.com/google/uuid"
 )
 
+// Ledger outcomes: what became of the turn a model call was paid for.
+const (
+	// OutcomeStored: the turn's messages were stored with the row.
+	OutcomeStored = "stored"
+	// OutcomeInterrupted: the call was cut off before the answer was
+	// complete (the caller left, a deadline, a dropped stream); the tokens
+	// are estimated from what had arrived.
+	OutcomeInterrupted = "interrupted"
+	// OutcomeUnstored: the model answered but storing the turn failed.
+	OutcomeUnstored = "unstored"
+	// OutcomeDuplicate: the model answered but another delivery of the same
+	// turn had been stored first.
+	OutcomeDuplicate = "duplicate"
+)
+
 // Event is one row of the usage ledger: one model call (or one turn answered
 // without a model, with model "none").
 type Event struct {
@@ -23,7 +38,13 @@ type Event struct {
 	PriceVersion     string
 	// Estimated is true when the provider sent no usage and the tokens were
 	// counted locally.
-	Estimated  bool
+	Estimated bool
+	// Outcome is one of the Outcome constants; empty means OutcomeStored.
+	// Any other outcome belongs to no conversation and no message.
+	Outcome string
+	// Unpriced is true when the model was missing from the price table, so
+	// CostMicroUSD is 0 for want of a price, not because the call was free.
+	Unpriced   bool
 	OccurredAt time.Time // zero means the database's now()
 }
 
@@ -35,7 +56,8 @@ func nullUUID(id uuid.UUID) *uuid.UUID {
 }
 
 // Record appends an event to the ledger. Pass the transaction that stores
-// the messages it pays for, so that both exist or neither does.
+// the messages it pays for, so that both exist or neither does; a paid call
+// whose turn could not be stored is recorded on its own, with its outcome.
 func Record(ctx context.Context, db DBTX, e Event) error {
 	if e.UserID == uuid.Nil {
 		return fmt.Errorf("record usage: user is required")
@@ -43,16 +65,30 @@ func Record(ctx context.Context, db DBTX, e Event) error {
 	if e.Model == "" {
 		return fmt.Errorf("record usage: model is required")
 	}
+	outcome := e.Outcome
+	switch outcome {
+	case "":
+		outcome = OutcomeStored
+	case OutcomeStored:
+	case OutcomeInterrupted, OutcomeUnstored, OutcomeDuplicate:
+		if e.ConversationID != uuid.Nil || e.MessageID != uuid.Nil {
+			return fmt.Errorf("record usage: a %s call belongs to no conversation or message", outcome)
+		}
+	default:
+		return fmt.Errorf("record usage: unknown outcome %q", outcome)
+	}
 	var at *time.Time
 	if !e.OccurredAt.IsZero() {
 		at = &e.OccurredAt
 	}
 	_, err := db.Exec(ctx, `
 		INSERT INTO usage_events (user_id, conversation_id, message_id, source, model,
-			prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd, price_version, estimated, occurred_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()))`,
+			prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd, price_version, estimated, occurred_at,
+			outcome, priced)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()), $13, $14)`,
 		e.UserID, nullUUID(e.ConversationID), nullUUID(e.MessageID), e.Source, e.Model,
-		e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicroUSD, e.PriceVersion, e.Estimated, at)
+		e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicroUSD, e.PriceVersion, e.Estimated, at,
+		outcome, !e.Unpriced)
 	if err != nil {
 		return fmt.Errorf("record usage for user %s: %w", e.UserID, err)
 	}

@@ -92,6 +92,10 @@ func statusOf(err error) *Error {
 		return errNotFound
 	case bot.FailBudget:
 		return &Error{Status: http.StatusPaymentRequired, Detail: f.Message, Err: err}
+	case bot.FailUnpriced:
+		// 503, not 402: nothing is spent and the user can do nothing about
+		// it; the service cannot serve this model until an admin prices it.
+		return &Error{Status: http.StatusServiceUnavailable, Detail: f.Message, Err: err}
 	case bot.FailModelDown:
 		return &Error{Status: http.StatusServiceUnavailable, Detail: f.Message, RetryAfter: f.RetryAfter, Err: err}
 	case bot.FailModelRefused:

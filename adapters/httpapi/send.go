@@ -81,7 +81,8 @@ func turnUsage(u bot.Usage) usageJSON {
 // names the limit and when it resets; 402 rather than 429 because waiting
 // a moment does not help and clients retry 429 automatically), 503 when the
 // model is unavailable, rate-limited or timed out (with Retry-After when the
-// provider gave one), 502 when the provider refused the request or sent an
+// provider gave one) or, while a budget applies, has no price (the detail
+// names the model and OPSBOT_PRICES_FILE), 502 when the provider refused the request or sent an
 // unreadable answer. An Idempotency-Key header makes a retried POST return
 // the stored reply instead of asking the model again.
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {

@@ -126,7 +126,7 @@ func TestAcceptanceAnswers(t *testing.T) {
 		want ledgerRow
 	}{
 		{
-			name:     "non-streaming with cached prompt tokens",
+			name:     "not streamed to the caller, with cached prompt tokens",
 			step:     step{model: "gpt-4o-mini-2024-07-18", chunks: []string{"Restart the payments pod."}, usage: withUsage(1200, 200, 300)},
 			wantText: "Restart the payments pod.",
 			// 1000 x 0.15 + 200 x 0.075 + 300 x 0.60 = 150 + 15 + 180.
@@ -173,14 +173,14 @@ func TestAcceptanceAnswers(t *testing.T) {
 			if len(reqs) != 1 {
 				t.Fatalf("requests = %d, want 1", len(reqs))
 			}
-			if reqs[0].Stream != tt.stream {
-				t.Errorf("stream = %v, want %v", reqs[0].Stream, tt.stream)
+			// Always streamed from the provider, so a silent model is told
+			// from a slow one whether or not the caller takes the pieces.
+			if !reqs[0].Stream {
+				t.Errorf("stream = false, want true")
 			}
-			if tt.stream {
-				so, _ := reqs[0].Body["stream_options"].(map[string]any)
-				if so["include_usage"] != true {
-					t.Errorf("stream_options = %v, want include_usage true", reqs[0].Body["stream_options"])
-				}
+			so, _ := reqs[0].Body["stream_options"].(map[string]any)
+			if so["include_usage"] != true {
+				t.Errorf("stream_options = %v, want include_usage true", reqs[0].Body["stream_options"])
 			}
 			want := tt.want
 			if want.Estimated {
@@ -265,7 +265,7 @@ func TestAcceptanceFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, stream := range []bool{false, true} {
-			name := tt.name + map[bool]string{false: " (json)", true: " (stream)"}[stream]
+			name := tt.name + map[bool]string{false: " (whole answer)", true: " (streamed)"}[stream]
 			t.Run(name, func(t *testing.T) {
 				f := newFakeOpenAI(t, tt.steps...)
 				var sl sleeps
@@ -329,21 +329,101 @@ func equalDurations(a, b []time.Duration) bool {
 }
 
 // A stream cut after its first delta is not retried (the reader has seen
-// part of an answer); the turn fails and nothing is stored.
+// part of an answer, and it was billed); the turn fails, nothing is stored,
+// and the call is on the ledger as interrupted, with estimated usage.
 func TestAcceptanceStreamCutMidAnswer(t *testing.T) {
-	f := newFakeOpenAI(t, step{chunks: []string{"Half an ", "answer"}, stopStream: true})
-	var sl sleeps
-	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl), time.Minute)
-	_, err := fx.engine.Respond(context.Background(), bot.Turn{UserID: fx.user, ConversationID: fx.conv,
-		Text: "go", Source: conversations.SourceAPI}, func(string) {})
-	var me *bot.ModelError
-	if !errors.As(err, &me) {
-		t.Fatalf("error = %v, want a *bot.ModelError", err)
+	for _, streamed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "streamed", false: "not streamed to the caller"}[streamed], func(t *testing.T) {
+			f := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{"Half an ", "answer"}, stopStream: true})
+			var sl sleeps
+			fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl), time.Minute)
+			var onDelta func(string)
+			if streamed {
+				onDelta = func(string) {}
+			}
+			_, err := fx.engine.Respond(context.Background(), bot.Turn{UserID: fx.user, ConversationID: fx.conv,
+				Text: "go", Source: conversations.SourceAPI}, onDelta)
+			var me *bot.ModelError
+			if !errors.As(err, &me) {
+				t.Fatalf("error = %v, want a *bot.ModelError", err)
+			}
+			reqs := f.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("requests = %d, want 1 (no retry after output)", len(reqs))
+			}
+			if msgs := stored(t, fx.conv); len(msgs) != 0 {
+				t.Errorf("%d messages stored, want none", len(msgs))
+			}
+			var msgs []bot.ChatMessage
+			for _, m := range reqs[0].Content {
+				msgs = append(msgs, bot.ChatMessage{Role: m["role"].(string), Content: m["content"].(string)})
+			}
+			// "Half an " came: 8 bytes of ASCII, 2 tokens.
+			want := ledgerRow{Model: "gpt-4o-mini", Prompt: bot.EstimateMessages(msgs), Completion: 2, PriceVersion: usage.BuiltinVersion, Estimated: true}
+			want.Cost, _ = usage.BuiltinPrices().Cost("gpt-4o-mini", usage.Tokens{Prompt: want.Prompt, Completion: 2})
+			var outcome string
+			if err := testPool.QueryRow(context.Background(), `SELECT outcome FROM usage_events WHERE user_id = $1`, fx.user).Scan(&outcome); err != nil || outcome != "interrupted" {
+				t.Errorf("outcome = %q (%v), want interrupted", outcome, err)
+			}
+			if rows := ledger(t, fx.user); len(rows) != 1 || rows[0] != want {
+				t.Errorf("ledger = %+v, want [%+v]", rows, want)
+			}
+		})
 	}
-	if n := len(f.Requests()); n != 1 {
-		t.Errorf("requests = %d, want 1 (no retry after output)", n)
+}
+
+// A model that sends nothing is reported once the silence limit (twice the
+// first-token timeout) is spent, long before OPSBOT_MODEL_TIMEOUT, with
+// nothing stored or billed.
+func TestAcceptanceSilentModelIsReported(t *testing.T) {
+	const ft = 200 * time.Millisecond
+	f := newFakeOpenAI(t, step{hang: true})
+	var sl sleeps
+	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL(), FirstTokenTimeout: ft, BaseBackoff: 10 * time.Millisecond}, &sl), time.Minute)
+	start := time.Now()
+	_, err := fx.engine.Respond(context.Background(), bot.Turn{UserID: fx.user, ConversationID: fx.conv,
+		Text: "anyone there?", Source: conversations.SourceAPI, Key: "api:" + uuid.NewString()}, func(string) {})
+	took := time.Since(start)
+	var me *bot.ModelError
+	if !errors.As(err, &me) || me.Kind != bot.ModelTimeout {
+		t.Fatalf("error = %v, want a timeout *bot.ModelError", err)
+	}
+	if msg := bot.UserMessage(err); !strings.Contains(msg, "did not answer in time") {
+		t.Errorf("UserMessage = %q, want the timeout explanation", msg)
+	}
+	if took > 2*ft+time.Second {
+		t.Errorf("reported after %v, want about %v (the model timeout is a minute)", took, 2*ft)
+	}
+	if n := len(f.Requests()); n != 2 {
+		t.Errorf("requests = %d, want 2", n)
 	}
 	if rows, msgs := ledger(t, fx.user), stored(t, fx.conv); len(rows) != 0 || len(msgs) != 0 {
 		t.Errorf("%d ledger rows, %d messages; want none", len(rows), len(msgs))
+	}
+}
+
+// A caller that goes away mid-answer (its context cancelled after words
+// came) leaves the call on the ledger as interrupted, with the words that
+// came estimated, and nothing stored.
+func TestAcceptanceCallerGoneMidAnswer(t *testing.T) {
+	f := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{"Drain it", " and then"}, chunkDelay: 100 * time.Millisecond})
+	var sl sleeps
+	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl), time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := fx.engine.Respond(ctx, bot.Turn{UserID: fx.user, ConversationID: fx.conv, Text: "go", Source: conversations.SourceAPI},
+		func(string) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v, want context.Canceled", err)
+	}
+	if msgs := stored(t, fx.conv); len(msgs) != 0 {
+		t.Errorf("%d messages stored, want none", len(msgs))
+	}
+	var outcome string
+	var completion int
+	if err := testPool.QueryRow(context.Background(), `SELECT outcome, completion_tokens FROM usage_events WHERE user_id = $1`,
+		fx.user).Scan(&outcome, &completion); err != nil || outcome != "interrupted" || completion != 2 {
+		// "Drain it" came: 8 bytes of ASCII, 2 tokens.
+		t.Errorf("ledger = %q, %d completion tokens (%v); want one interrupted row with 2", outcome, completion, err)
 	}
 }

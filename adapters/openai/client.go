@@ -1,7 +1,7 @@
 // Package openai is the LLM adapter: Chat Completions through
 // github.com/sashabaranov/go-openai against OpenAI, Azure OpenAI or any
-// compatible server (vLLM, Ollama), with streaming, token usage, a per-call
-// deadline and bounded retries. It satisfies bot.LLM.
+// compatible server (vLLM, Ollama), streamed, with token usage, a deadline
+// for the first words and bounded retries. It satisfies bot.LLM.
 package openai
 
 import (
@@ -38,7 +38,7 @@ type Config struct {
 	AzureDeployment string // AZURE_OPENAI_DEPLOYMENT; every model maps to it
 
 	// MaxRetries is how many times a failed attempt is retried (429, 5xx,
-	// network errors, attempt timeouts); default 3, negative means none.
+	// network errors, first-token timeouts); default 3, negative means none.
 	MaxRetries int
 	// BaseBackoff and MaxBackoff shape the exponential backoff with full
 	// jitter between retries; defaults 500ms and 8s. A Retry-After from the
@@ -46,18 +46,37 @@ type Config struct {
 	BaseBackoff   time.Duration
 	MaxBackoff    time.Duration
 	MaxRetryAfter time.Duration
-	// AttemptTimeout bounds one attempt, inside the caller's deadline;
-	// default 60s. For a stream it bounds the wait for the first words: once
-	// the answer flows only the caller's deadline applies, so a long answer
-	// is not cut off (a stream that has shown text is not retried anyway).
-	AttemptTimeout time.Duration
+	// FirstTokenTimeout bounds how long one attempt waits for the first
+	// words of the answer (OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT, default 30s).
+	// Until words come, the whole call — attempts, backoff and Retry-After
+	// waits — ends within SilenceLimit (twice this), so a model that sends
+	// nothing is reported within a minute by default. Once words flow only
+	// the caller's deadline (OPSBOT_MODEL_TIMEOUT) applies, so a long
+	// answer that streams slowly is not cut off.
+	FirstTokenTimeout time.Duration
 	// HTTPClient is used for every request; the default has dial, TLS and
 	// response-header timeouts.
 	HTTPClient *http.Client
 
-	// sleep and jitter are replaced by tests.
-	sleep  func(ctx context.Context, d time.Duration) error
-	jitter func() float64
+	// sleep, jitter, now and afterFunc are replaced by tests.
+	sleep     func(ctx context.Context, d time.Duration) error
+	jitter    func() float64
+	now       func() time.Time
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
+}
+
+// DefaultFirstTokenTimeout is FirstTokenTimeout's default.
+const DefaultFirstTokenTimeout = 30 * time.Second
+
+// SilenceLimit is the longest a call goes on while the model has sent no
+// words, retries included: twice FirstTokenTimeout, so that one silent
+// attempt can be retried once.
+func (c Config) SilenceLimit() time.Duration {
+	ft := c.FirstTokenTimeout
+	if ft <= 0 {
+		ft = DefaultFirstTokenTimeout
+	}
+	return 2 * ft
 }
 
 // Configured reports whether the configuration names any provider; when it
@@ -97,8 +116,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxRetryAfter <= 0 {
 		cfg.MaxRetryAfter = 30 * time.Second
 	}
-	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = 60 * time.Second
+	if cfg.FirstTokenTimeout <= 0 {
+		cfg.FirstTokenTimeout = DefaultFirstTokenTimeout
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = defaultHTTPClient()
@@ -108,6 +127,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.jitter == nil {
 		cfg.jitter = rand.Float64
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	if cfg.afterFunc == nil {
+		cfg.afterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 
 	var oc goopenai.ClientConfig
@@ -161,38 +186,39 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Complete sends one chat request, streaming when onDelta is not nil, and
-// retries failed attempts with backoff. A stream that already delivered
-// text is not retried (the reader has seen it); its error is returned.
+// Complete sends one chat request and retries failed attempts with
+// backoff. The answer is always streamed from the provider, so that a
+// silent model is told from a slow one (FirstTokenTimeout) whether or not
+// onDelta wants the pieces. An attempt that delivered text is not retried:
+// its words were billed (and maybe shown); its error comes back with the
+// partial text in the Completion.
 func (c *Client) Complete(ctx context.Context, req bot.Request, onDelta func(string)) (bot.Completion, error) {
+	silentUntil := c.cfg.now().Add(c.cfg.SilenceLimit())
 	for attempt := 0; ; attempt++ {
 		hint := &attemptHint{}
-		var comp bot.Completion
-		var emitted bool
-		var err error
-		if onDelta == nil {
-			actx, cancel := context.WithTimeout(withHint(ctx, hint), c.cfg.AttemptTimeout)
-			comp, err = c.complete(actx, req)
-			cancel()
-		} else {
-			comp, emitted, err = c.streamAttempt(withHint(ctx, hint), req, onDelta)
-		}
+		firstWords := min(c.cfg.FirstTokenTimeout, silentUntil.Sub(c.cfg.now()))
+		comp, err := c.streamAttempt(withHint(ctx, hint), req, firstWords, onDelta)
 		if err == nil {
 			return comp, nil
 		}
 		me := classify(ctx, err, hint)
-		if emitted || !retryable(me) || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
-			return bot.Completion{}, me
+		if comp.Text != "" || !retryable(me) || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
+			return comp, me
 		}
 		wait := c.backoff(attempt)
 		if hint.retryAfter > 0 {
 			wait = min(hint.retryAfter, c.cfg.MaxRetryAfter)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return bot.Completion{}, me // waiting would outlive the call's deadline
+			return comp, me // waiting would outlive the call's deadline
+		}
+		if c.cfg.now().Add(wait).After(silentUntil.Add(-c.cfg.FirstTokenTimeout / 4)) {
+			// Too little of the silence limit would be left for the next
+			// attempt's first words: the user hears now.
+			return comp, me
 		}
 		if err := c.cfg.sleep(ctx, wait); err != nil {
-			return bot.Completion{}, me
+			return comp, me
 		}
 	}
 }
@@ -234,61 +260,49 @@ func toUsage(u *goopenai.Usage) *bot.ProviderUsage {
 	return out
 }
 
-func (c *Client) complete(ctx context.Context, req bot.Request) (bot.Completion, error) {
-	resp, err := c.api.CreateChatCompletion(ctx, c.request(req))
-	if err != nil {
-		return bot.Completion{}, err
-	}
-	if len(resp.Choices) == 0 {
-		return bot.Completion{}, &bot.ModelError{Kind: bot.ModelBadAnswer, Err: errors.New("response has no choices")}
-	}
-	u := resp.Usage
-	return bot.Completion{
-		Text:         resp.Choices[0].Message.Content,
-		FinishReason: string(resp.Choices[0].FinishReason),
-		Model:        resp.Model,
-		Usage:        toUsage(&u),
-	}, nil
-}
-
 // errFirstWords is why a stream attempt is given up: no text within the
-// attempt timeout.
-var errFirstWords = fmt.Errorf("no answer within the attempt timeout: %w", context.DeadlineExceeded)
+// first-token timeout.
+var errFirstWords = fmt.Errorf("no answer within the first-token timeout: %w", context.DeadlineExceeded)
 
-// streamAttempt is one streamed attempt: AttemptTimeout bounds the time to
-// the first piece of text, the caller's ctx the whole answer.
-func (c *Client) streamAttempt(ctx context.Context, req bot.Request, onDelta func(string)) (bot.Completion, bool, error) {
+// streamAttempt is one attempt: firstWords bounds the time to the first
+// piece of text, the caller's ctx the whole answer.
+func (c *Client) streamAttempt(ctx context.Context, req bot.Request, firstWords time.Duration, onDelta func(string)) (bot.Completion, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	timer := time.AfterFunc(c.cfg.AttemptTimeout, func() { cancel(errFirstWords) })
-	defer timer.Stop()
-	comp, emitted, err := c.stream(actx, req, func(d string) {
-		timer.Stop()
-		onDelta(d)
+	stop := c.cfg.afterFunc(firstWords, func() { cancel(errFirstWords) })
+	defer stop()
+	comp, err := c.stream(actx, req, func(d string) {
+		stop()
+		if onDelta != nil {
+			onDelta(d)
+		}
 	})
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errFirstWords) {
 		err = errors.Join(errFirstWords, err) // a timeout, whatever the transport made of the cancel
 	}
-	return comp, emitted, err
+	return comp, err
 }
 
-func (c *Client) stream(ctx context.Context, req bot.Request, onDelta func(string)) (comp bot.Completion, emitted bool, err error) {
+// stream reads one streamed answer. On an error after text has come, the
+// Completion carries that partial text.
+func (c *Client) stream(ctx context.Context, req bot.Request, onDelta func(string)) (comp bot.Completion, err error) {
 	r := c.request(req)
 	r.Stream = true
 	r.StreamOptions = &goopenai.StreamOptions{IncludeUsage: true}
 	s, err := c.api.CreateChatCompletionStream(ctx, r)
 	if err != nil {
-		return bot.Completion{}, false, err
+		return bot.Completion{}, err
 	}
 	defer s.Close()
 	var b strings.Builder
+	defer func() { comp.Text = b.String() }()
 	for {
 		chunk, err := s.Recv()
 		if errors.Is(err, errEOF) {
 			break
 		}
 		if err != nil {
-			return bot.Completion{}, emitted, err
+			return comp, err
 		}
 		if chunk.Model != "" {
 			comp.Model = chunk.Model
@@ -302,7 +316,6 @@ func (c *Client) stream(ctx context.Context, req bot.Request, onDelta func(strin
 			}
 			if d := ch.Delta.Content; d != "" {
 				b.WriteString(d)
-				emitted = true
 				onDelta(d)
 			}
 			if ch.FinishReason != "" {
@@ -313,11 +326,10 @@ func (c *Client) stream(ctx context.Context, req bot.Request, onDelta func(strin
 	if comp.FinishReason == "" {
 		// A normal stream always ends its answer with a finish reason; a
 		// stream cut short (the connection dropped) does not.
-		return bot.Completion{}, emitted, &bot.ModelError{Kind: bot.ModelUnavailable,
+		return comp, &bot.ModelError{Kind: bot.ModelUnavailable,
 			Err: errors.New("stream ended before the answer was finished")}
 	}
-	comp.Text = b.String()
-	return comp, emitted, nil
+	return comp, nil
 }
 
 // classify turns a failed attempt into the error the engine reports.

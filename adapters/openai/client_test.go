@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,34 +168,142 @@ func TestStringHasNoSecrets(t *testing.T) {
 	}
 }
 
-// A streamed answer that takes longer than one attempt is allowed is not cut
-// off once its words flow; a stream that says nothing within the attempt
-// timeout is retried and ends as a timeout.
-func TestStreamAttemptTimeoutBoundsTheFirstWords(t *testing.T) {
+// A streamed answer that takes longer than the silence limit is not cut
+// off once its words flow, whether or not the caller takes the pieces; a
+// model that says nothing is given up after the first-token timeout,
+// retried once within the silence limit, and ends as a timeout.
+func TestFirstTokenTimeout(t *testing.T) {
 	req := bot.Request{Messages: []bot.ChatMessage{{Role: "user", Content: "explain"}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	const ft = 300 * time.Millisecond
 
-	slow := newFakeOpenAI(t, step{chunks: []string{"one ", "two ", "three ", "four"}, chunkDelay: 200 * time.Millisecond, usage: withUsage(5, 0, 4)})
-	var sl sleeps
-	c := mustClient(t, Config{APIKey: "k", BaseURL: slow.URL(), AttemptTimeout: 500 * time.Millisecond}, &sl)
-	var got string
-	comp, err := c.Complete(ctx, req, func(d string) { got += d })
-	if err != nil || comp.Text != "one two three four" || got != comp.Text {
-		t.Fatalf("slow stream: %q (streamed %q), %v; want the whole answer", comp.Text, got, err)
-	}
-	if n := len(slow.Requests()); n != 1 {
-		t.Errorf("slow stream: %d requests, want 1", n)
+	for _, streamed := range []bool{true, false} {
+		// Six chunks 150 ms apart: 900 ms, past the 600 ms silence limit.
+		slow := newFakeOpenAI(t, step{chunks: []string{"one ", "two ", "three ", "four ", "five ", "six"}, chunkDelay: 150 * time.Millisecond, usage: withUsage(5, 0, 6)})
+		var sl sleeps
+		c := mustClient(t, Config{APIKey: "k", BaseURL: slow.URL(), FirstTokenTimeout: ft}, &sl)
+		var got string
+		var onDelta func(string)
+		if streamed {
+			onDelta = func(d string) { got += d }
+		}
+		comp, err := c.Complete(ctx, req, onDelta)
+		if err != nil || comp.Text != "one two three four five six" || (streamed && got != comp.Text) {
+			t.Fatalf("slow answer (streamed %v): %q (pieces %q), %v; want the whole answer", streamed, comp.Text, got, err)
+		}
+		if r := slow.Requests(); len(r) != 1 || !r[0].Stream {
+			t.Errorf("slow answer (streamed %v): %d requests, want 1 streamed from the provider", streamed, len(r))
+		}
 	}
 
 	silent := newFakeOpenAI(t, step{hang: true})
-	c = mustClient(t, Config{APIKey: "k", BaseURL: silent.URL(), AttemptTimeout: 100 * time.Millisecond, MaxRetries: 1}, &sl)
-	_, err = c.Complete(ctx, req, func(string) {})
+	var sl sleeps
+	c := mustClient(t, Config{APIKey: "k", BaseURL: silent.URL(), FirstTokenTimeout: ft, BaseBackoff: 10 * time.Millisecond}, &sl)
+	start := time.Now()
+	comp, err := c.Complete(ctx, req, nil)
+	took := time.Since(start)
 	var me *bot.ModelError
-	if !errors.As(err, &me) || me.Kind != bot.ModelTimeout {
-		t.Fatalf("silent stream: %v, want a timeout ModelError", err)
+	if !errors.As(err, &me) || me.Kind != bot.ModelTimeout || comp.Text != "" {
+		t.Fatalf("silent model: %q, %v; want a timeout ModelError and no text", comp.Text, err)
 	}
 	if n := len(silent.Requests()); n != 2 {
-		t.Errorf("silent stream: %d requests, want 2 (one retry)", n)
+		t.Errorf("silent model: %d requests, want 2 (one retry within the silence limit)", n)
+	}
+	// The silence limit is 2 x 300 ms; the second attempt gets what is
+	// left of it. A second of slack covers a loaded machine.
+	if took < 2*ft-10*time.Millisecond || took > 2*ft+time.Second {
+		t.Errorf("silent model reported after %v, want about %v", took, 2*ft)
+	}
+}
+
+// fakeClock is a clock for the retry loop: first-token timers fire (or
+// not) at once and move it on by their duration, and sleeps move it on.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	fire   []bool // per attempt: does its first-token timer fire?
+	timers []time.Duration
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) install(cfg *Config) {
+	cfg.now = func() time.Time {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.now
+	}
+	cfg.sleep = func(ctx context.Context, d time.Duration) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.sleeps = append(c.sleeps, d)
+		c.now = c.now.Add(d)
+		return nil
+	}
+	cfg.afterFunc = func(d time.Duration, f func()) func() bool {
+		c.mu.Lock()
+		fire := len(c.timers) < len(c.fire) && c.fire[len(c.timers)]
+		c.timers = append(c.timers, d)
+		if fire {
+			c.now = c.now.Add(d)
+		}
+		c.mu.Unlock()
+		if fire {
+			f()
+		}
+		return func() bool { return false }
+	}
+}
+
+// With the default configuration a model that sends nothing is reported
+// within 60 s of the call's start, retries and waits included: the sum of
+// the first-token waits and the back-off (at its worst, full jitter) is at
+// most 60 s.
+func TestDefaultsReportASilentModelWithinAMinute(t *testing.T) {
+	if got := (Config{}).SilenceLimit(); got != 60*time.Second {
+		t.Fatalf("default silence limit = %v, want 60s (2 x 30s)", got)
+	}
+	tests := []struct {
+		name       string
+		steps      []step
+		fire       []bool
+		wantTimers []time.Duration
+		wantSleeps []time.Duration
+	}{
+		{name: "silent throughout", steps: []step{{hang: true}}, fire: []bool{true, true, true, true},
+			// 30 s silent; 0.5 s back-off (the first ceiling); 29.5 s left
+			// of the limit for the second attempt; then 60 s are gone.
+			wantTimers: []time.Duration{30 * time.Second, 29500 * time.Millisecond},
+			wantSleeps: []time.Duration{500 * time.Millisecond}},
+		{name: "rate-limited for 30 s, then silent",
+			steps: []step{{status: 429, headers: map[string]string{"Retry-After": "30"}}, {hang: true}}, fire: []bool{false, true, true},
+			// 0 s; 30 s Retry-After; 30 s silent; 60 s gone.
+			wantTimers: []time.Duration{30 * time.Second, 30 * time.Second},
+			wantSleeps: []time.Duration{30 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeOpenAI(t, tt.steps...)
+			clock := &fakeClock{now: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), fire: tt.fire}
+			cfg := Config{APIKey: "k", BaseURL: f.URL()}
+			clock.install(&cfg)
+			cfg.jitter = func() float64 { return 1 } // the worst back-off
+			c, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := clock.now
+			_, err = c.Complete(context.Background(), bot.Request{Messages: []bot.ChatMessage{{Role: "user", Content: "x"}}}, nil)
+			var me *bot.ModelError
+			if !errors.As(err, &me) || me.Kind != bot.ModelTimeout {
+				t.Fatalf("Complete: %v, want a timeout", err)
+			}
+			if !equalDurations(clock.timers, tt.wantTimers) || !equalDurations(clock.sleeps, tt.wantSleeps) {
+				t.Errorf("first-token waits %v, sleeps %v; want %v, %v", clock.timers, clock.sleeps, tt.wantTimers, tt.wantSleeps)
+			}
+			if took := clock.now.Sub(start); took > 60*time.Second {
+				t.Errorf("reported after %v, want at most 60s", took)
+			}
+		})
 	}
 }

@@ -18,7 +18,8 @@ import (
 // clearModelEnv makes the test independent of the developer's environment.
 func clearModelEnv(t *testing.T) {
 	for _, k := range []string{"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPSBOT_MODEL", "AZURE_OPENAI_ENDPOINT",
-		"AZURE_OPENAI_API_VERSION", "AZURE_OPENAI_DEPLOYMENT", "OPSBOT_PRICES_FILE", "OPSBOT_STORE_RAW", "OPSBOT_MODEL_TIMEOUT"} {
+		"AZURE_OPENAI_API_VERSION", "AZURE_OPENAI_DEPLOYMENT", "OPSBOT_PRICES_FILE", "OPSBOT_STORE_RAW", "OPSBOT_MODEL_TIMEOUT",
+		"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT"} {
 		t.Setenv(k, "")
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -15,6 +16,16 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:8080" || c.TimeZone != "Asia/Singapore" {
 		t.Errorf("defaults: got addr %q zone %q", c.Addr, c.TimeZone)
+	}
+	// By default a silent model is reported within a minute, retries
+	// included, and a flowing answer has 90 s.
+	if got := c.Engine.LLM.SilenceLimit(); got > time.Minute || c.Engine.CallTimeout != 90*time.Second {
+		t.Errorf("defaults: silence limit %v, model timeout %v; want at most 1m and 90s", got, c.Engine.CallTimeout)
+	}
+	c, err = LoadConfig(env(map[string]string{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT": "45s"}))
+	if err != nil || c.Engine.LLM.FirstTokenTimeout != 45*time.Second || c.Engine.LLM.SilenceLimit() != 90*time.Second {
+		t.Errorf("OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT=45s: got %v, silence limit %v (%v); want 45s and 90s",
+			c.Engine.LLM.FirstTokenTimeout, c.Engine.LLM.SilenceLimit(), err)
 	}
 	c, err = LoadConfig(env(map[string]string{"OPSBOT_TIME_ZONE": "Asia/Manila"}))
 	if err != nil {
@@ -29,6 +40,8 @@ func TestLoadConfig(t *testing.T) {
 		{"OPSBOT_LOG_LEVEL", "chatty"},
 		{"OPSBOT_GAPS_SCHEDULE", "CRON_TZ=UTC"},
 		{"OPSBOT_GAPS_SCHEDULE", "every monday"},
+		{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT", "30"},
+		{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT", "-5s"},
 	}
 	for _, b := range bad {
 		if _, err := LoadConfig(env(map[string]string{b.key: b.value})); err == nil || !strings.Contains(err.Error(), b.key) {

@@ -19,8 +19,9 @@ import (
 type EngineConfig struct {
 	// LLM is the model provider: OPENAI_API_KEY, OPENAI_BASE_URL,
 	// OPSBOT_MODEL (default gpt-4o-mini), AZURE_OPENAI_ENDPOINT,
-	// AZURE_OPENAI_API_VERSION, AZURE_OPENAI_DEPLOYMENT. With none of the
-	// key, base URL or endpoint set, the bot answers from runbooks only.
+	// AZURE_OPENAI_API_VERSION, AZURE_OPENAI_DEPLOYMENT, and
+	// OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT (default 30s). With none of the key,
+	// base URL or endpoint set, the bot answers from runbooks only.
 	LLM openai.Config
 	// Prices is the price table: OPSBOT_PRICES_FILE, else the built-in one.
 	Prices *usage.Prices
@@ -62,6 +63,13 @@ func loadEngineConfig(getenv func(string) string) (EngineConfig, error) {
 			return EngineConfig{}, fmt.Errorf("OPSBOT_STORE_RAW: %q is not true or false", v)
 		}
 		c.StoreRaw = b
+	}
+	if v := getenv("OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return EngineConfig{}, fmt.Errorf("OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT: %q is not a positive duration such as 30s", v)
+		}
+		c.LLM.FirstTokenTimeout = d
 	}
 	if v := getenv("OPSBOT_MODEL_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -107,7 +115,8 @@ func newEngine(cfg EngineConfig, pool *pgxpool.Pool, d engineDeps, log *slog.Log
 		log.Warn("no model configured (OPENAI_API_KEY, OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT): answering from runbooks only")
 	}
 	if _, ok := cfg.Prices.Lookup(cfg.LLM.Model); cfg.LLM.Configured() && !ok {
-		log.Warn("the configured model is not in the price table; its usage is recorded at cost 0",
+		log.Warn("the configured model is not in the price table; its usage is recorded at cost 0, "+
+			"and turns are refused while a budget applies (add it to OPSBOT_PRICES_FILE)",
 			"model", cfg.LLM.Model, "price_version", cfg.Prices.Version)
 	}
 	return bot.New(bc), nil

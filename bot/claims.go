@@ -1,0 +1,223 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// One model call per turn key, across goroutines and processes (River
+// workers, HTTP replicas). Before it calls the model, a keyed turn claims
+// its key in turn_claims; every other caller with that key waits and then
+// replays the stored reply. Nobody holds a database connection while
+// waiting or while the model answers: a claim is a row with a lease, and
+// the wait is in-process — woken at once when the holder is in the same
+// process, else polling with a backoff of a few short reads.
+//
+// The lease is renewed while the holder works, so a crashed holder's claim
+// lapses within one lease and is taken over. The transaction that stores
+// the turn deletes the claim. A holder whose model call fails marks the
+// claim failed; the callers that waited on it answer with the same error
+// rather than pay for the same failing call again, while a later retry of
+// the turn claims it afresh. A holder that fails otherwise (a refusal, a
+// database error, its caller gone) releases the claim, and a waiter takes
+// it over and runs the turn itself.
+
+// Claim timing.
+const (
+	// DefaultClaimLease is how long a claim stands without renewal.
+	DefaultClaimLease = 30 * time.Second
+	claimPollMin      = 10 * time.Millisecond
+	claimPollMax      = 500 * time.Millisecond
+	// claimWriteTimeout bounds the writes that end a claim, which run even
+	// when the turn's context is done.
+	claimWriteTimeout = 5 * time.Second
+	// claimRetention is how long lapsed claims are kept before a release
+	// sweeps them away.
+	claimRetention = time.Hour
+)
+
+// turnClaim is a held claim on a turn key.
+type turnClaim struct {
+	key    string
+	holder uuid.UUID
+	stop   context.CancelFunc // stops the lease renewal
+	renew  sync.WaitGroup
+	woke   chan struct{} // closed when the claim ends: wakes this process's waiters
+	stored bool          // the turn was stored and the claim deleted with it
+}
+
+// claimOrReplay returns the stored reply of key (c is nil), or a claim that
+// lets the caller call the model, waiting while another caller holds it.
+// The error is the model's when the holder it waited for failed.
+func (e *Engine) claimOrReplay(ctx context.Context, key string) (r Reply, c *turnClaim, err error) {
+	r, ok, err := storedReply(ctx, e.cfg.DB, key)
+	if err != nil || ok {
+		return r, nil, err
+	}
+	holder := uuid.New()
+	poll := claimPollMin
+	waiting := false
+	for {
+		held, err := e.tryClaim(ctx, key, holder, !waiting)
+		if err != nil {
+			return Reply{}, nil, err
+		}
+		if held {
+			c := e.hold(key, holder)
+			// The turn may have been stored between the first look and the
+			// claim (its holder deleted the claim when it stored it).
+			r, ok, err := storedReply(ctx, e.cfg.DB, key)
+			if err != nil || ok {
+				e.endClaim(ctx, c, err)
+				return r, nil, err
+			}
+			return Reply{}, c, nil
+		}
+		if !waiting {
+			waiting = true
+			if e.waiting != nil {
+				e.waiting(key)
+			}
+		}
+		if err := e.waitClaim(ctx, key, poll); err != nil {
+			return Reply{}, nil, fmt.Errorf("wait for turn %q: %w", key, err)
+		}
+		poll = min(2*poll, claimPollMax)
+		r, ok, err := storedReply(ctx, e.cfg.DB, key)
+		if err != nil || ok {
+			return r, nil, err
+		}
+		if me, err := claimFailure(ctx, e.cfg.DB, key); err != nil || me != nil {
+			if err != nil {
+				return Reply{}, nil, err
+			}
+			return Reply{}, nil, me
+		}
+	}
+}
+
+// tryClaim takes the claim on key for holder when nobody holds it, its
+// lease has lapsed, or (takeFailed) its holder failed.
+func (e *Engine) tryClaim(ctx context.Context, key string, holder uuid.UUID, takeFailed bool) (bool, error) {
+	tag, err := e.cfg.DB.Exec(ctx, `
+		INSERT INTO turn_claims AS c (turn_key, holder, expires_at)
+		VALUES ($1, $2, now() + $3::float8 * interval '1 second')
+		ON CONFLICT (turn_key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+			failure = NULL, failure_status = 0
+		WHERE c.expires_at <= now() AND (c.failure IS NULL OR $4)`,
+		key, holder, e.cfg.ClaimLease.Seconds(), takeFailed)
+	if err != nil {
+		return false, fmt.Errorf("claim turn %q: %w", key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// claimFailure is the model error a failed holder left on key's claim; nil
+// when there is none.
+func claimFailure(ctx context.Context, db DB, key string) (*ModelError, error) {
+	var kind *string
+	var status int
+	err := db.QueryRow(ctx, `SELECT failure, failure_status FROM turn_claims WHERE turn_key = $1`, key).Scan(&kind, &status)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && kind == nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read claim of turn %q: %w", key, err)
+	}
+	return &ModelError{Kind: *kind, Status: status, Err: errors.New("another request for the same turn failed")}, nil
+}
+
+// hold starts renewing a claim just taken and lets this process's waiters
+// know where to wait.
+func (e *Engine) hold(key string, holder uuid.UUID) *turnClaim {
+	rctx, stop := context.WithCancel(context.Background())
+	c := &turnClaim{key: key, holder: holder, stop: stop, woke: make(chan struct{})}
+	e.claimsMu.Lock()
+	e.claims[key] = c
+	e.claimsMu.Unlock()
+	c.renew.Go(func() {
+		t := time.NewTicker(max(e.cfg.ClaimLease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := e.cfg.DB.Exec(rctx, `UPDATE turn_claims SET expires_at = now() + $3::float8 * interval '1 second'
+				WHERE turn_key = $1 AND holder = $2`, key, holder, e.cfg.ClaimLease.Seconds()); err != nil && rctx.Err() == nil {
+				e.log.WarnContext(rctx, "renew turn claim", "turn_key", key, "error", err)
+			}
+		}
+	})
+	return c
+}
+
+// waitClaim waits up to poll, or until this process's holder of key ends.
+func (e *Engine) waitClaim(ctx context.Context, key string, poll time.Duration) error {
+	e.claimsMu.Lock()
+	c := e.claims[key]
+	e.claimsMu.Unlock()
+	var woke <-chan struct{}
+	if c != nil {
+		woke = c.woke
+	}
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-woke:
+	case <-t.C:
+	}
+	return nil
+}
+
+// storeClaim deletes the claim inside the transaction that stores its
+// turn, so waiters see either the claim or the stored reply.
+func (c *turnClaim) storeClaim(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM turn_claims WHERE turn_key = $1 AND holder = $2`, c.key, c.holder); err != nil {
+		return fmt.Errorf("end claim on turn %q: %w", c.key, err)
+	}
+	return nil
+}
+
+// endClaim ends a held claim once its turn is over: nothing more to do when
+// the turn was stored; marked failed when the model failed (turnErr is a
+// *ModelError); released otherwise. Then this process's waiters wake.
+func (e *Engine) endClaim(ctx context.Context, c *turnClaim, turnErr error) {
+	c.stop()
+	c.renew.Wait()
+	if !c.stored {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimWriteTimeout)
+		defer cancel()
+		var me *ModelError
+		var err error
+		if errors.As(turnErr, &me) {
+			_, err = e.cfg.DB.Exec(wctx, `UPDATE turn_claims SET failure = $3, failure_status = $4, expires_at = now()
+				WHERE turn_key = $1 AND holder = $2`, c.key, c.holder, me.Kind, me.Status)
+		} else {
+			_, err = e.cfg.DB.Exec(wctx, `DELETE FROM turn_claims WHERE turn_key = $1 AND holder = $2`, c.key, c.holder)
+		}
+		if err == nil {
+			_, err = e.cfg.DB.Exec(wctx, `DELETE FROM turn_claims WHERE expires_at < now() - $1::float8 * interval '1 second'`,
+				claimRetention.Seconds())
+		}
+		if err != nil {
+			// Waiters take the claim over when its lease lapses.
+			e.log.WarnContext(ctx, "release turn claim", "turn_key", c.key, "error", err)
+		}
+	}
+	e.claimsMu.Lock()
+	if e.claims[c.key] == c {
+		delete(e.claims, c.key)
+	}
+	e.claimsMu.Unlock()
+	close(c.woke)
+}
