@@ -75,19 +75,34 @@ func (w *TurnWorker) Work(ctx context.Context, job *river.Job[TurnArgs]) error {
 		}
 		return w.fail(ctx, job, rp, err)
 	}
-	if rep.AssistantMessage.PlatformMessageID != "" {
-		return nil // posted by an earlier attempt
+	// One poster per reply, even when the job runs twice at once: an
+	// earlier attempt (or a concurrent run) that posted it, or is posting
+	// it, has its mark on the message.
+	store := conversations.NewStore(w.engine.cfg.DB)
+	switch claim, err := store.ClaimPost(ctx, rep.AssistantMessage.ID, w.Timeout(job)); {
+	case err != nil:
+		return fmt.Errorf("turn %s: %w", a.Key, err)
+	case claim == conversations.PostDone:
+		return nil
+	case claim == conversations.PostBusy:
+		// Another run is posting it, or died doing so: try again once its
+		// mark has expired, unless it was posted meanwhile.
+		return fmt.Errorf("turn %s: reply %s is being posted by another run", a.Key, rep.AssistantMessage.ID)
 	}
 	rep.Attempt = job.Attempt
 	pmid, err := rp.Reply(ctx, t, rep)
 	if err != nil {
 		w.engine.cfg.Metrics.error("reply")
+		if rerr := store.ReleasePost(context.WithoutCancel(ctx), rep.AssistantMessage.ID); rerr != nil {
+			// The mark expires after the job's timeout; the retry waits for it.
+			w.log.WarnContext(ctx, "release post mark", "turn_key", a.Key, "error", rerr)
+		}
 		return fmt.Errorf("turn %s: post reply: %w", a.Key, err)
 	}
 	if pmid == "" {
 		pmid = postedMarker
 	}
-	if err := conversations.NewStore(w.engine.cfg.DB).SetPlatformMessageID(ctx, rep.AssistantMessage.ID, pmid); err != nil {
+	if err := store.SetPlatformMessageID(ctx, rep.AssistantMessage.ID, pmid); err != nil {
 		// The reply is out; a retry would post it again. Log loudly and
 		// finish the job rather than risk a duplicate.
 		w.log.ErrorContext(ctx, "reply posted but its platform id not recorded", "turn_key", a.Key,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -82,6 +83,49 @@ func (s *Store) SetPlatformMessageID(ctx context.Context, id uuid.UUID, platform
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("set platform message id: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// Post claims, as ClaimPost answers them.
+const (
+	PostClaimed = iota // the caller is the poster now
+	PostDone           // the message has its platform id: posted already
+	PostBusy           // another poster's mark is younger than the lease
+)
+
+// ClaimPost makes the caller the one poster of a message on a chat
+// platform: it marks the message as being posted ("posting:<unix
+// seconds>") unless it has a platform id already (PostDone) or another
+// poster's mark is younger than lease (PostBusy); a poster that died leaves
+// a mark that expires. After posting, SetPlatformMessageID replaces the
+// mark; after a failed post, ReleasePost removes it.
+func (s *Store) ClaimPost(ctx context.Context, id uuid.UUID, lease time.Duration) (int, error) {
+	var state int
+	err := s.db.QueryRow(ctx, `
+		WITH claim AS (
+			UPDATE messages SET platform_message_id = 'posting:' || floor(extract(epoch FROM clock_timestamp()))::bigint
+			WHERE id = $1 AND (platform_message_id IS NULL OR (platform_message_id LIKE 'posting:%'
+				AND substr(platform_message_id, 9)::bigint <= floor(extract(epoch FROM clock_timestamp()))::bigint - $2))
+			RETURNING id
+		)
+		SELECT CASE
+			WHEN EXISTS (SELECT 1 FROM claim) THEN 0
+			WHEN (SELECT platform_message_id LIKE 'posting:%' FROM messages WHERE id = $1) THEN 2
+			ELSE 1 END`,
+		id, int64(lease/time.Second)).Scan(&state)
+	if err != nil {
+		return 0, fmt.Errorf("claim post of message %s: %w", id, err)
+	}
+	return state, nil
+}
+
+// ReleasePost removes a posting mark left by ClaimPost, so that a retry
+// may post the message.
+func (s *Store) ReleasePost(ctx context.Context, id uuid.UUID) error {
+	if _, err := s.db.Exec(ctx, `UPDATE messages SET platform_message_id = NULL
+		WHERE id = $1 AND platform_message_id LIKE 'posting:%'`, id); err != nil {
+		return fmt.Errorf("release post of message %s: %w", id, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -226,4 +227,41 @@ func TestTurnKey(t *testing.T) {
 	if none, err := s.MessagesOfTurn(ctx, "api:never"); err != nil || len(none) != 0 {
 		t.Errorf("unknown turn: got %d messages, %v", len(none), err)
 	}
+}
+
+// One poster per message: a claim marks it, a second claim finds it busy
+// until the mark is older than the lease, and a posted message is done.
+func TestClaimPost(t *testing.T) {
+	ctx := context.Background()
+	s := conversations.NewStore(pool)
+	u := mustUser(t, "poster-"+uuid.NewString()[:8])
+	c, err := s.Create(ctx, conversations.NewConversation{OwnerID: u.ID, Source: conversations.SourceSlack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.AppendMessage(ctx, conversations.NewMessage{ConversationID: c.ID, Role: conversations.RoleAssistant, Content: "answer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := func(lease time.Duration, want int) {
+		t.Helper()
+		if got, err := s.ClaimPost(ctx, m.ID, lease); err != nil || got != want {
+			t.Fatalf("ClaimPost(lease %v) = %d, %v; want %d", lease, got, err, want)
+		}
+	}
+	claim(time.Hour, conversations.PostClaimed)
+	claim(time.Hour, conversations.PostBusy)
+	claim(0, conversations.PostClaimed) // the first poster's mark has expired: take over
+	if err := s.ReleasePost(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	claim(time.Hour, conversations.PostClaimed) // released: free again
+	if err := s.SetPlatformMessageID(ctx, m.ID, "1764560000.000300"); err != nil {
+		t.Fatal(err)
+	}
+	claim(0, conversations.PostDone)
+	if err := s.ReleasePost(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	claim(0, conversations.PostDone) // releasing never undoes a real post
 }
