@@ -6,9 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -126,23 +123,4 @@ func waitHealthy(t *testing.T, base string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("server did not become healthy")
-}
-
-// A SIGTERM'd replica must finish draining before Kubernetes kills it: a
-// turn killed mid-job waits for River's stuck-job rescue (an hour) instead
-// of being retried at once.
-func TestShutdownFitsThePodGracePeriod(t *testing.T) {
-	b, err := os.ReadFile("../../manifests/kubernetes/opsbot.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`terminationGracePeriodSeconds:\s*(\d+)`).FindSubmatch(b)
-	if m == nil {
-		t.Fatal("no terminationGracePeriodSeconds in the manifest")
-	}
-	secs, _ := strconv.Atoi(string(m[1]))
-	// A few seconds stay for the readiness probe to notice and the pool to close.
-	if grace := time.Duration(secs) * time.Second; shutdownBudget+5*time.Second > grace {
-		t.Errorf("shutdown takes up to %v (+5s slack), the pod gets %v", shutdownBudget, grace)
-	}
 }
