@@ -62,3 +62,17 @@ func TestUnknownRouteIsProblem(t *testing.T) {
 		t.Errorf("wrong method: got %d, want 405", resp.StatusCode)
 	}
 }
+
+// On shutdown /readyz fails at once, while health stays up, and turns
+// still running are cut when the grace runs out.
+func TestDrainFailsReadiness(t *testing.T) {
+	a := newTestAPI(t)
+	a.mustDo("GET", "/readyz", "", nil, http.StatusOK, nil)
+	a.s.Drain()
+	a.mustDo("GET", "/readyz", "", nil, http.StatusServiceUnavailable, nil)
+	a.mustDo("GET", "/healthz", "", nil, http.StatusOK, nil)
+	a.s.StopTurns()
+	if a.s.turns.Err() == nil {
+		t.Errorf("StopTurns left the turns' context running")
+	}
+}

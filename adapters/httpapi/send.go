@@ -120,8 +120,11 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	turn := bot.Turn{UserID: user.ID, ConversationID: id, Text: *body.Content, Source: conversations.SourceAPI, Key: key}
 
+	// The turn outlives a client that leaves (its reply is stored and paid
+	// for either way), but not a shutdown that ran out of time (StopTurns).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.turnTimeout)
 	defer cancel()
+	defer context.AfterFunc(s.turns, cancel)()
 	if wantsEventStream(r) {
 		s.streamReply(ctx, w, r, turn)
 		return nil

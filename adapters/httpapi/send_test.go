@@ -426,3 +426,37 @@ func TestWantsEventStream(t *testing.T) {
 		}
 	}
 }
+
+// blockingResponder holds a turn until its context ends, as a model call
+// does, and reports that it started.
+type blockingResponder struct{ started chan struct{} }
+
+func (b *blockingResponder) Respond(ctx context.Context, _ bot.Turn, _ func(string)) (bot.Reply, error) {
+	close(b.started)
+	<-ctx.Done()
+	return bot.Reply{}, ctx.Err()
+}
+
+// A turn outlives its client but not a shutdown whose grace ran out:
+// StopTurns cuts it (the engine then records what its model call cost).
+func TestStopTurnsCutsTurnsInFlight(t *testing.T) {
+	r := &blockingResponder{started: make(chan struct{})}
+	a := newTestAPI(t, func(d *Deps) { d.Engine = r })
+	_, tok := mustToken(t, "cut-"+uuid.NewString()[:8], false)
+	conv := mustConversationID(t, a, tok)
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := a.do("POST", "/api/v1/conversations/"+conv+"/messages", tok, map[string]string{"content": "long one"})
+		done <- resp.StatusCode
+	}()
+	<-r.started
+	a.s.StopTurns()
+	select {
+	case status := <-done:
+		if status < 500 {
+			t.Errorf("cut turn answered %d, want a 5xx", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the turn was not cut by StopTurns")
+	}
+}

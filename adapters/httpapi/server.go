@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -65,6 +67,12 @@ type Server struct {
 	turnTimeout time.Duration
 	mounts      []Mount
 	httpMetrics *httpMetrics
+	// draining is set on shutdown: /readyz answers 503 from then on.
+	draining atomic.Bool
+	// turns is the context HTTP turns run under, detached from their
+	// requests; StopTurns cancels it.
+	turns     context.Context
+	stopTurns context.CancelFunc
 }
 
 // New builds the server and its routes.
@@ -86,6 +94,7 @@ func New(d Deps) *Server {
 	if s.turnTimeout <= 0 {
 		s.turnTimeout = defaultTurnTimeout
 	}
+	s.turns, s.stopTurns = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -143,9 +152,22 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// Drain makes /readyz answer 503 from now on: the process is shutting down
+// and a load balancer should send its work elsewhere.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// StopTurns cancels the turns still running over HTTP, the last step of a
+// shutdown whose grace ran out; the engine records what their model calls
+// cost before they return.
+func (s *Server) StopTurns() { s.stopTurns() }
+
 // readyz answers 200 only when the database answers and every migration is
-// applied, so a load balancer never sends work to a replica that cannot do it.
+// applied, so a load balancer never sends work to a replica that cannot do
+// it, and 503 once the process is draining.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.draining.Load() {
+		return &Error{Status: http.StatusServiceUnavailable, Detail: "shutting down"}
+	}
 	if err := s.db.Ping(r.Context()); err != nil {
 		s.log.WarnContext(r.Context(), "not ready: database", "error", err)
 		return &Error{Status: http.StatusServiceUnavailable, Detail: "database unreachable"}

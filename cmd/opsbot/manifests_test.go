@@ -232,7 +232,7 @@ func collectManifests(t *testing.T, objs []runtime.Object) renderedManifests {
 func checkManifests(t *testing.T, spec manifestSpec, m renderedManifests) {
 	t.Run("namespace", func(t *testing.T) { checkNamespace(t, spec, m) })
 	t.Run("deployment", func(t *testing.T) { checkDeployment(t, spec, m) })
-	t.Run("grace period", func(t *testing.T) { checkGracePeriod(t, m.deployment) })
+	t.Run("grace period", func(t *testing.T) { checkGracePeriod(t, m.deployment, m.config) })
 	t.Run("migration job", func(t *testing.T) { checkJob(t, m) })
 	t.Run("pods", func(t *testing.T) {
 		checkPodSpec(t, "Deployment", m.deployment.Spec.Template.Spec, m)
@@ -328,7 +328,7 @@ func checkDeployment(t *testing.T, spec manifestSpec, m renderedManifests) {
 // terminating, and the preStop sleep runs inside that time, before
 // SIGTERM. A replica killed mid-drain leaves its turns to River's
 // stuck-job rescue (an hour) instead of a retry at once.
-func checkGracePeriod(t *testing.T, d *appsv1.Deployment) {
+func checkGracePeriod(t *testing.T, d *appsv1.Deployment, cm *corev1.ConfigMap) {
 	c := serverContainer(t, d)
 	// Endpoints are removed while the pod keeps serving, so no request
 	// lands on a closed listener.
@@ -342,8 +342,14 @@ func checkGracePeriod(t *testing.T, d *appsv1.Deployment) {
 	}
 	grace := time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
 	// 5 s stay for the pool to close and the process to exit.
-	if need := preStop + shutdownBudget + 5*time.Second; grace < need {
-		t.Errorf("the pod gets %v; preStop %v + shutdown %v + 5s to exit need %v", grace, preStop, shutdownBudget, need)
+	// The budget follows the model deadline the pods run with.
+	cfg, err := LoadConfig(func(k string) string { return cm.Data[k] })
+	if err != nil {
+		t.Fatalf("the ConfigMap's configuration: %v", err)
+	}
+	budget := shutdownBudget(cfg)
+	if need := preStop + budget + 5*time.Second; grace < need {
+		t.Errorf("the pod gets %v; preStop %v + shutdown %v + 5s to exit need %v", grace, preStop, budget, need)
 	}
 }
 

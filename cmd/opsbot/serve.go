@@ -24,8 +24,32 @@ import (
 	"github.com/apacops/opsbot/users"
 )
 
-// shutdownGrace is how long in-flight requests get after SIGTERM.
-const shutdownGrace = 25 * time.Second
+// Shutdown on SIGTERM, in order: /readyz answers 503 at once, the listener
+// closes (no new work), and in-flight requests, API turns and their SSE
+// streams included, get httpGrace: the model's deadline plus time to store
+// the answer, so a turn that started before the signal ends as it would
+// have. Turns still running then are cut (httpapi.Server.StopTurns: the
+// engine records what their model calls cost) and get turnCutWait to
+// return. Meanwhile River's running jobs get riverStopGrace, then are
+// cancelled and handed back to the queue for another replica. The pod's
+// terminationGracePeriodSeconds covers shutdownBudget (manifests_test.go).
+
+// turnStoreMargin is what an API turn needs besides its model call: the
+// store transaction and the response, with room for a slow database.
+const turnStoreMargin = 10 * time.Second
+
+// turnCutWait is how long turns cut at the end of the grace get to record
+// their spend and return.
+const turnCutWait = 5 * time.Second
+
+// httpGrace is how long in-flight requests get after SIGTERM.
+func httpGrace(c Config) time.Duration { return c.Engine.CallTimeout + turnStoreMargin }
+
+// shutdownBudget is the longest a SIGTERM'd serve takes to exit: HTTP and
+// River drain at the same time.
+func shutdownBudget(c Config) time.Duration {
+	return max(httpGrace(c)+turnCutWait, riverStopGrace+riverCancelWait)
+}
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 {
@@ -134,8 +158,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	// River's jobs are not cancelled by ctx: on SIGTERM they drain (stopRiver)
 	// side by side with HTTP, so the whole shutdown takes at most
-	// shutdownBudget, which the pod's grace period must cover. Inserting jobs
-	// (InsertTx) still works while River stops.
+	// shutdownBudget. Inserting jobs (InsertTx) still works while River
+	// stops.
 	if err := jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return fmt.Errorf("start river: %w", err)
@@ -159,20 +183,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		})
 	}
 	e.log.Info("opsbot serving", "addr", ln.Addr().String())
-	err = serveUntilDone(ctx, e, srv, ln)
+	err = serveUntilDone(ctx, e, api, srv, ln)
 	stop() // also when serving failed before any signal
 	connections.Wait()
 	<-riverStopped
 	return err
 }
 
-// shutdownBudget is the longest a SIGTERM'd serve takes to exit: HTTP and
-// River drain at the same time.
-const shutdownBudget = max(shutdownGrace, riverStopGrace+riverCancelWait)
-
-// serveUntilDone serves until ctx ends (SIGTERM), then lets in-flight
-// requests finish within shutdownGrace.
-func serveUntilDone(ctx context.Context, e *env, srv *http.Server, ln net.Listener) error {
+// serveUntilDone serves until ctx ends (SIGTERM), then drains: see the
+// shutdown order above.
+func serveUntilDone(ctx context.Context, e *env, api *httpapi.Server, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -180,11 +200,20 @@ func serveUntilDone(ctx context.Context, e *env, srv *http.Server, ln net.Listen
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	e.log.Info("shutting down, draining in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	api.Drain()
+	grace := httpGrace(e.cfg)
+	e.log.Info("shutting down, draining in-flight requests", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		e.log.Warn("requests still running after the grace period; cutting their turns", "error", err)
+		api.StopTurns()
+		cctx, ccancel := context.WithTimeout(context.Background(), turnCutWait)
+		defer ccancel()
+		if err := srv.Shutdown(cctx); err != nil {
+			srv.Close()
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
