@@ -16,6 +16,9 @@ type Config struct {
 	Addr        string
 	TimeZone    string
 	LogLevel    slog.Level
+	// PprofAddr, when set, serves Go's profiles there (OPSBOT_PPROF_ADDR;
+	// a bare port listens on loopback only).
+	PprofAddr string
 	// GapsSchedule is when the weekly "questions the runbooks could not
 	// answer" report goes out (OPSBOT_GAPS_SCHEDULE; "off" disables it).
 	GapsSchedule string
@@ -34,6 +37,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL: getenv("DATABASE_URL"),
 		Addr:        or(getenv("OPSBOT_ADDR"), "127.0.0.1:8080"),
 		TimeZone:    or(getenv("OPSBOT_TIME_ZONE"), "Asia/Singapore"),
+	}
+	var err error
+	if c.PprofAddr, err = pprofAddr(getenv("OPSBOT_PPROF_ADDR")); err != nil {
+		return Config{}, err
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		return Config{}, fmt.Errorf("OPSBOT_TIME_ZONE: unknown zone %q", c.TimeZone)

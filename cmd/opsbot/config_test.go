@@ -74,3 +74,23 @@ func TestConnectPoolSize(t *testing.T) {
 		pool.Close()
 	}
 }
+
+func TestPprofAddr(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		wantErr  bool
+	}{
+		{"", "", false},
+		{"6060", "127.0.0.1:6060", false},
+		{":6060", "127.0.0.1:6060", false},
+		{"0.0.0.0:6060", "0.0.0.0:6060", false},
+		{"[::1]:6060", "[::1]:6060", false},
+		{"localhost:", "", true},
+		{"a:b:c", "", true},
+	} {
+		got, err := pprofAddr(tt.in)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("pprofAddr(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -172,6 +172,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		stopRiver(jobs, e.log)
 	}()
 	var connections sync.WaitGroup
+	if e.cfg.PprofAddr != "" {
+		connections.Go(func() {
+			if err := servePprof(done, e.cfg.PprofAddr, e.log); err != nil {
+				e.log.Error("profiling endpoint", "error", err)
+			}
+		})
+	}
 	for _, s := range surfaces {
 		if s.run == nil {
 			continue

@@ -26,8 +26,9 @@ func freeAddr(t *testing.T) string {
 // SIGTERM (the context ending) lets a request that is already in flight
 // finish, then serve returns 0.
 func TestServeDrainsOnShutdown(t *testing.T) {
-	addr := freeAddr(t)
+	addr, pprofAt := freeAddr(t), freeAddr(t)
 	t.Setenv("OPSBOT_ADDR", addr)
+	t.Setenv("OPSBOT_PPROF_ADDR", pprofAt)
 	t.Setenv("DATABASE_URL", testPool.Config().ConnString())
 	store := users.NewStore(testPool, "Asia/Singapore")
 	u, err := store.Ensure(context.Background(), "drain-user", users.RoleUser)
@@ -48,6 +49,12 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	}()
 	base := "http://" + addr
 	waitHealthy(t, base)
+	// OPSBOT_PPROF_ADDR turns the profiling endpoint on.
+	if resp, err := http.Get("http://" + pprofAt + "/debug/pprof/cmdline"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("pprof endpoint: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	// Start a request whose body arrives slowly, so it is in flight at SIGTERM.
 	pr, pw := io.Pipe()
