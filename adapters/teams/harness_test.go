@@ -79,6 +79,8 @@ type harness struct {
 	validator *Validator
 	replier   *Replier
 	skew      atomic.Int64 // added to the validator's clock
+	// authHeader, when set, is sent as the Authorization header as is.
+	authHeader string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -124,6 +126,9 @@ func (h *harness) post(t *testing.T, activity any, token string) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if h.authHeader != "" {
+		req.Header.Set("Authorization", h.authHeader)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +154,8 @@ func (h *harness) waitFor(t *testing.T, what string, n int, keep func(recorded) 
 	return got
 }
 
-func isMessage(c recorded) bool { return c.Activity["type"] == "message" }
+// isMessage keeps posted messages (not typing, not card updates).
+func isMessage(c recorded) bool { return c.Method == http.MethodPost && c.Activity["type"] == "message" }
 
 // The people and places of the activities below.
 const (
