@@ -86,9 +86,13 @@ func newFakeBotFramework(t *testing.T) *fakeBotFramework {
 	return f
 }
 
-func (f *fakeBotFramework) URL() string         { return f.srv.URL }
-func (f *fakeBotFramework) metadataURL() string { return f.srv.URL + "/v1/.well-known/openidconfiguration" }
-func (f *fakeBotFramework) tokenURL() string    { return f.srv.URL + "/" + testTenant + "/oauth2/v2.0/token" }
+func (f *fakeBotFramework) URL() string { return f.srv.URL }
+func (f *fakeBotFramework) metadataURL() string {
+	return f.srv.URL + "/v1/.well-known/openidconfiguration"
+}
+func (f *fakeBotFramework) tokenURL() string {
+	return f.srv.URL + "/" + testTenant + "/oauth2/v2.0/token"
+}
 
 // serviceURL is the connector's base, as activities carry it.
 func (f *fakeBotFramework) serviceURL() string { return f.srv.URL + "/amer/" }

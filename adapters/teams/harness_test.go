@@ -155,7 +155,9 @@ func (h *harness) waitFor(t *testing.T, what string, n int, keep func(recorded) 
 }
 
 // isMessage keeps posted messages (not typing, not card updates).
-func isMessage(c recorded) bool { return c.Method == http.MethodPost && c.Activity["type"] == "message" }
+func isMessage(c recorded) bool {
+	return c.Method == http.MethodPost && c.Activity["type"] == "message"
+}
 
 // The people and places of the activities below.
 const (

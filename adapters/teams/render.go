@@ -42,7 +42,7 @@ const (
 var (
 	fence     = regexp.MustCompile("(?s)```.*?(```|$)")
 	heading   = regexp.MustCompile(`(?m)^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$`)
-	broadcast = regexp.MustCompile(`(?i)@(everyone|channel|here|team)\b`)
+	broadcast = regexp.MustCompile(`(?i)(^|[^\w.])@(everyone|channel|here|team)\b`)
 	citeRef   = regexp.MustCompile(`\[(\d{1,2})\]`)
 	quoteLine = regexp.MustCompile(`(?m)^(\s*)&gt;`)
 )
@@ -63,7 +63,7 @@ func teamsMarkdown(s string) string {
 		last = loc[1]
 	}
 	b.WriteString(prose(s[last:]))
-	return broadcast.ReplaceAllString(b.String(), "@\u200b$1")
+	return broadcast.ReplaceAllString(b.String(), "$1@\u200b$2")
 }
 
 func prose(s string) string {
