@@ -64,6 +64,17 @@ func TestTokenFailures(t *testing.T) {
 			}
 		})
 	}
+	// A good token with an activity from another tenant (the bot is
+	// single-tenant), and one too large to read.
+	foreign := h.activity("1:auth-2", convPersonal, chatID, "hello", false, anaAAD)
+	foreign["conversation"].(map[string]any)["tenantId"] = "another-tenant"
+	if status, _ := h.post(t, foreign, h.token(t)); status != http.StatusForbidden {
+		t.Errorf("activity from another tenant: %d, want 403", status)
+	}
+	huge := h.activity("1:auth-3", convPersonal, chatID, strings.Repeat("x", MaxBodyBytes), false, anaAAD)
+	if status, _ := h.post(t, huge, h.token(t)); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("activity over %d bytes: %d, want 413", MaxBodyBytes, status)
+	}
 	if n := h.count(t, `SELECT count(*) FROM inbound_events`); n != 0 {
 		t.Errorf("%d events accepted from refused requests, want 0", n)
 	}
