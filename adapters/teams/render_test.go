@@ -33,7 +33,7 @@ func TestWithReferences(t *testing.T) {
 
 func TestThreadKeys(t *testing.T) {
 	tests := []struct {
-		name, body           string
+		name, body          string
 		channel, thread, to string
 	}{
 		{"reply in a chain",
