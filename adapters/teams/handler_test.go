@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/apacops/opsbot/internal/testriver"
+
 	"github.com/apacops/opsbot/usage"
 )
 
@@ -153,20 +155,9 @@ func TestPersonalChatAnswerStreamsWithCitations(t *testing.T) {
 // testWaitPosted waits until the turn job recorded the answer's activity id.
 func testWaitPosted(t *testing.T, h *harness) {
 	t.Helper()
-	waitCond(t, "the answer's activity id recorded", func() bool {
+	testriver.WaitFor(t, "the answer's activity id recorded", func() bool {
 		return h.count(t, `SELECT count(*) FROM messages WHERE role = 'assistant' AND platform_message_id IS NOT NULL`) == 1
 	})
-}
-
-func waitCond(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // entityOf returns the activity's entity of the given type.

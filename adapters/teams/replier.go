@@ -207,7 +207,11 @@ func (r *Replier) pump(ctx context.Context, st *stream, m map[string]string) {
 // activity id: a stored answer (AI-labelled with citations and feedback
 // buttons in chats, with its sources written out in channels), a
 // command's result (cards for usage and archive) or a failure notice. A
-// turn that streamed finishes its stream with the reply.
+// turn that streamed finishes its stream with the reply. Teams lets a bot
+// read nothing back from a conversation, so unlike Slack's a retried
+// attempt (Reply.Attempt > 1) cannot look for its own earlier post: should
+// an attempt die between posting and the worker recording the post, the
+// answer is posted again.
 func (r *Replier) Reply(ctx context.Context, t bot.Turn, rep bot.Reply) (string, error) {
 	m := t.Meta
 	if m[metaServiceURL] == "" || m[metaConversation] == "" {
