@@ -4,7 +4,7 @@ GO ?= go
 GOFLAGS ?=
 PKGS := ./...
 
-.PHONY: run build test lint unit bench test-browser migrate clean
+.PHONY: run build test lint unit bench test-browser teams-package migrate clean
 
 ## run: start opsbot with everything it needs (finds or starts PostgreSQL)
 run: build
@@ -36,6 +36,11 @@ test-browser:
 	$(GO) build -o bin/e2e-seedserver ./e2e/seedserver
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error
 	cd e2e && SEEDSERVER=$(CURDIR)/bin/e2e-seedserver node --test dashboard.test.mjs
+
+## teams-package: the Teams app zip an admin uploads, for the bot TEAMS_APP_ID
+teams-package:
+	@mkdir -p bin
+	$(GO) run ./manifests/teams -app-id "$(TEAMS_APP_ID)" -out bin/opsbot-teams.zip
 
 migrate: build
 	./bin/opsbot migrate

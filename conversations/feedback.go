@@ -61,3 +61,23 @@ func (s *Store) QuestionOf(ctx context.Context, answerID uuid.UUID) (Message, er
 	}
 	return m, nil
 }
+
+// AnswerPosted returns the answer (an assistant message) that was posted
+// as platformMessageID in a channel or chat: Teams' feedback buttons name
+// the message they are on by its activity id alone. Conversations the
+// channel's thread was detached from still count. ErrNotFound when there
+// is none.
+func (s *Store) AnswerPosted(ctx context.Context, ch Channel, platformMessageID string) (Message, error) {
+	if err := ch.validate(); err != nil {
+		return Message{}, err
+	}
+	m, err := scanMessage(s.db.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE role = 'assistant' AND platform_message_id = $4 AND conversation_id IN (
+			SELECT id FROM conversations
+			WHERE thread_platform = $1 AND thread_tenant = $2 AND thread_channel = $3)
+		ORDER BY created_at DESC LIMIT 1`, ch.Platform, ch.Tenant, ch.ID, platformMessageID))
+	if err != nil {
+		return Message{}, fmt.Errorf("answer posted as %q: %w", platformMessageID, err)
+	}
+	return m, nil
+}

@@ -29,6 +29,8 @@ type Config struct {
 	Housekeeping conversations.HousekeepingConfig
 	// Engine configures the model, prices and redaction (engine.go).
 	Engine EngineConfig
+	// Teams is the Teams bot's registration (teams.go).
+	Teams TeamsConfig
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main).
@@ -63,6 +65,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	c.Engine = ec
+	if c.Teams, err = loadTeamsConfig(getenv); err != nil {
+		return Config{}, err
+	}
 	if lvl := getenv("OPSBOT_LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(lvl))); err != nil {
 			return Config{}, fmt.Errorf("OPSBOT_LOG_LEVEL: %w", err)

@@ -81,7 +81,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 	// Chat surfaces (surfaces.go): their repliers are known before the turn
 	// worker is built.
-	surfaces, err := chatSurfaces(e.cfg, surfaceDeps{pool: pool, users: userStore, commands: cmds, log: e.log, registerer: reg})
+	teamsTokens := newTeamsTokens(e.cfg.Teams) // one app token for the Teams surface and reports
+	surfaces, err := chatSurfaces(e.cfg, surfaceDeps{pool: pool, users: userStore, commands: cmds, log: e.log, registerer: reg,
+		teamsTokens: teamsTokens})
 	if err != nil {
 		return err
 	}
@@ -96,7 +98,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var periodic []*river.PeriodicJob
 	river.AddWorker(workers, bot.NewTurnWorker(engine, cmds, repliers, e.log))
 	// Reports (usage digest; the runbook gap report takes the same notifier).
-	notifier := newNotifier(e.cfg.Usage, e.log)
+	notifier := newNotifier(e.cfg.Usage, teamsTokens, e.log)
 	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
 	// Runbook gap questions are copies of messages: they follow the retention.
 	housekeeping := &conversations.Housekeeping{DB: pool, Config: e.cfg.Housekeeping, Log: e.log,

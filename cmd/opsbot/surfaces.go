@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apacops/opsbot/adapters/httpapi"
+	"github.com/apacops/opsbot/adapters/teams"
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/users"
@@ -33,13 +34,18 @@ type surfaceDeps struct {
 	commands   *commands.Set
 	log        *slog.Logger
 	registerer prometheus.Registerer
+	// teamsTokens is the Teams app token source, shared with the Teams
+	// report poster; nil without Teams credentials.
+	teamsTokens *teams.TokenSource
 }
 
 // chatSurfaces builds the configured chat surfaces.
 func chatSurfaces(cfg Config, d surfaceDeps) ([]*chatSurface, error) {
 	// One builder per platform, in a file named for it; a builder returns
 	// nil when its platform is not configured (and says so in the log).
-	builders := []func(Config, surfaceDeps) (*chatSurface, error){}
+	builders := []func(Config, surfaceDeps) (*chatSurface, error){
+		newTeamsSurface,
+	}
 	var out []*chatSurface
 	for _, build := range builders {
 		s, err := build(cfg, d)

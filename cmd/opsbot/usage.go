@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -36,7 +35,8 @@ type UsageConfig struct {
 	// Teams: reports also go to this conversation when both are set
 	// (OPSBOT_DIGEST_TEAMS_SERVICE_URL, OPSBOT_DIGEST_TEAMS_CONVERSATION_ID),
 	// as the bot (TEAMS_APP_ID, TEAMS_APP_PASSWORD, TEAMS_TENANT_ID or
-	// TEAMS_TOKEN_URL).
+	// TEAMS_TOKEN_URL: TeamsConfig), with the app token the Teams surface
+	// uses.
 	Teams teams.NotifierConfig
 	// TurnEstimateMicroUSD is what a turn reserves against a budget until
 	// its cost is known (OPSBOT_BUDGET_TURN_ESTIMATE_USD, default 0.05).
@@ -58,9 +58,6 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 		SlackBotToken:      getenv("SLACK_BOT_TOKEN"),
 		SlackAPIURL:        getenv("SLACK_API_URL"),
 		Teams: teams.NotifierConfig{
-			AppID:          getenv("TEAMS_APP_ID"),
-			AppPassword:    getenv("TEAMS_APP_PASSWORD"),
-			TokenURL:       getenv("TEAMS_TOKEN_URL"),
 			ServiceURL:     getenv("OPSBOT_DIGEST_TEAMS_SERVICE_URL"),
 			ConversationID: getenv("OPSBOT_DIGEST_TEAMS_CONVERSATION_ID"),
 		},
@@ -81,10 +78,8 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 		return UsageConfig{}, errors.New("OPSBOT_DIGEST_TEAMS_SERVICE_URL and OPSBOT_DIGEST_TEAMS_CONVERSATION_ID go together")
 	}
 	if c.Teams.ConversationID != "" {
-		if c.Teams.TokenURL == "" && getenv("TEAMS_TENANT_ID") != "" {
-			c.Teams.TokenURL = "https://login.microsoftonline.com/" + url.PathEscape(getenv("TEAMS_TENANT_ID")) + "/oauth2/v2.0/token"
-		}
-		if c.Teams.AppID == "" || c.Teams.AppPassword == "" || c.Teams.TokenURL == "" {
+		if getenv("TEAMS_APP_ID") == "" || getenv("TEAMS_APP_PASSWORD") == "" ||
+			(getenv("TEAMS_TENANT_ID") == "" && getenv("TEAMS_TOKEN_URL") == "") {
 			return UsageConfig{}, errors.New("the Teams digest needs TEAMS_APP_ID, TEAMS_APP_PASSWORD and TEAMS_TENANT_ID (or TEAMS_TOKEN_URL)")
 		}
 	}
@@ -92,15 +87,17 @@ func loadUsageConfig(getenv func(string) string, zone string) (UsageConfig, erro
 }
 
 // newNotifier is where reports go: the Slack channel and/or the Teams
-// conversation configured, else the log. The usage digest and the knowledge gap report
-// share it.
-func newNotifier(c UsageConfig, log *slog.Logger) periodic.Notifier {
+// conversation configured (posting with teamsTokens), else the log. The
+// usage digest and the knowledge gap report share it.
+func newNotifier(c UsageConfig, teamsTokens *teams.TokenSource, log *slog.Logger) periodic.Notifier {
 	var ns periodic.Notifiers
 	if c.DigestSlackChannel != "" {
 		ns = append(ns, slack.NewNotifier(c.SlackBotToken, c.SlackAPIURL, c.DigestSlackChannel))
 	}
-	if c.Teams.ConversationID != "" {
-		ns = append(ns, teams.NewNotifier(c.Teams))
+	if c.Teams.ConversationID != "" && teamsTokens != nil {
+		tc := c.Teams
+		tc.Tokens = teamsTokens
+		ns = append(ns, teams.NewNotifier(tc))
 	}
 	switch len(ns) {
 	case 0:

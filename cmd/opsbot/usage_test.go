@@ -131,6 +131,8 @@ func TestNewNotifier(t *testing.T) {
 	}{
 		{"nothing configured", nil, "periodic.LogNotifier"},
 		{"slack", []string{"OPSBOT_DIGEST_SLACK_CHANNEL", "SLACK_BOT_TOKEN"}, "*slack.Notifier"},
+		{"teams", []string{"OPSBOT_DIGEST_TEAMS_CONVERSATION_ID", "OPSBOT_DIGEST_TEAMS_SERVICE_URL", "TEAMS_APP_ID",
+			"TEAMS_APP_PASSWORD", "TEAMS_TENANT_ID"}, "*teams.Notifier"},
 		{"both", slices.Collect(maps.Keys(env)), "periodic.Notifiers"},
 	}
 	for _, tt := range tests {
@@ -144,7 +146,16 @@ func TestNewNotifier(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := fmt.Sprintf("%T", newNotifier(c, slog.New(slog.DiscardHandler))); got != tt.want {
+			tc, err := loadTeamsConfig(func(k string) string {
+				if slices.Contains(tt.keys, k) {
+					return env[k]
+				}
+				return ""
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%T", newNotifier(c, newTeamsTokens(tc), slog.New(slog.DiscardHandler))); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
