@@ -26,6 +26,8 @@ type Config struct {
 	Housekeeping conversations.HousekeepingConfig
 	// Engine configures the model, prices and redaction (engine.go).
 	Engine EngineConfig
+	// Slack configures the Slack chat surface (slack.go).
+	Slack SlackConfig
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in main).
@@ -56,6 +58,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	c.Engine = ec
+	if c.Slack, err = loadSlackConfig(getenv); err != nil {
+		return Config{}, err
+	}
 	if lvl := getenv("OPSBOT_LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(lvl))); err != nil {
 			return Config{}, fmt.Errorf("OPSBOT_LOG_LEVEL: %w", err)
