@@ -24,12 +24,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/slack-go/slack"
 
 	"github.com/apacops/opsbot/adapters/openai"
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/internal/testriver"
+	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/migrations"
 	"github.com/apacops/opsbot/users"
 )
@@ -180,7 +182,7 @@ func buildEnv(ctx context.Context) (stop func(), err error) {
 		return nil, err
 	}
 	e.users = users.NewStore(e.db, "Asia/Singapore")
-	cmds := commands.New(commands.Config{DB: e.db, Users: e.users})
+	cmds := commands.New(commands.Config{DB: e.db, Users: e.users, Gaps: knowledge.New(e.db, time.Now)})
 	e.app, err = New(Config{BotToken: testBotToken, SigningSecret: testSecret, AppToken: testAppToken, APIURL: e.slack.APIURL(),
 		DB: e.db, Users: e.users, Commands: cmds, PostEvery: 10 * time.Millisecond, UpdateEvery: 50 * time.Millisecond})
 	if err != nil {
@@ -432,4 +434,10 @@ func (e *env) userOf(t testing.TB, slackUser string) users.User {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// slashCommandOf reads /opsbot's form as slack-go does.
+func slashCommandOf(v url.Values) slack.SlashCommand {
+	return slack.SlashCommand{TeamID: v.Get("team_id"), ChannelID: v.Get("channel_id"), UserID: v.Get("user_id"),
+		Command: v.Get("command"), Text: v.Get("text"), ResponseURL: v.Get("response_url")}
 }

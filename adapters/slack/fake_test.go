@@ -286,7 +286,9 @@ func (f *fakeSlack) serveResponse(w http.ResponseWriter, r *http.Request) {
 // serveSocket is the Socket Mode WebSocket: hello, then envelopes sent by
 // the test; acks are collected; pings keep slack-go's watchdog content.
 func (f *fakeSlack) serveSocket(w http.ResponseWriter, r *http.Request) {
-	conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+	// slack-go dials with Origin: https://api.slack.com, as Slack expects.
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
@@ -424,21 +426,24 @@ func (f *fakeSlack) inThread(channel, thread string) []fakeMsg {
 	return out
 }
 
-// all returns every message, deleted ones included.
-func (f *fakeSlack) all() []fakeMsg {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]fakeMsg, len(f.msgs))
-	for i, m := range f.msgs {
-		out[i] = *m
+// response waits for the post to response_url id and returns it.
+func (f *fakeSlack) response(t testing.TB, id string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		f.mu.Lock()
+		for _, r := range f.responses {
+			if r["_id"] == id {
+				f.mu.Unlock()
+				return r
+			}
+		}
+		f.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing was posted to response_url %s", id)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return out
-}
-
-func (f *fakeSlack) responsePosts() []map[string]any {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.responses)
 }
 
 // rateLimitOnce answers the first call of method with 429 and Retry-After.

@@ -26,7 +26,7 @@ var (
 	mdBullet     = regexp.MustCompile(`^(\s*)[-*+]\s+(.*)$`)
 	mdOrdered    = regexp.MustCompile(`^(\s*)(\d{1,9})[.)]\s+(.*)$`)
 	mdQuote      = regexp.MustCompile(`^\s{0,3}>\s?(.*)$`)
-	mdLinkish    = regexp.MustCompile(`\[([^\[\]\n]+)\]\(\s*([^()\s]+)(?:\s+"[^"\n]*")?\s*\)|<(https?://[^<>\s]+)>|https?://[^\s<>()\[\]{}|"'` + "`" + `]+`)
+	mdLinkish    = regexp.MustCompile(`\[([^\[\]\n]+)\]\(\s*([^()\s]+)(?:\s+"[^"\n]*")?\s*\)|<(https?://[^<>|\s]+)(?:\|([^<>\n]*))?>|https?://[^\s<>()\[\]{}|"'` + "`" + `]+`)
 	mdBold       = regexp.MustCompile(`\*\*([^*\n]+?)\*\*|__([^_\n]+?)__`)
 	mdItalicStar = regexp.MustCompile(`\*([^*\s](?:[^*\n]*[^*\s])?)\*`)
 	mdStrike     = regexp.MustCompile(`~~([^~\n]+?)~~`)
@@ -116,8 +116,12 @@ func formatted(s string) string {
 		switch {
 		case m[2] >= 0: // [label](url)
 			b.WriteString(link(s[m[4]:m[5]], s[m[2]:m[3]]))
-		case m[6] >= 0: // <url>
-			b.WriteString(link(s[m[6]:m[7]], ""))
+		case m[6] >= 0: // <url> or Slack's own <url|label>
+			label := ""
+			if m[8] >= 0 {
+				label = s[m[8]:m[9]]
+			}
+			b.WriteString(link(s[m[6]:m[7]], label))
 		default: // a bare URL, without the punctuation that ends a sentence
 			u := strings.TrimRight(s[m[0]:m[1]], ".,;:!?")
 			b.WriteString(link(u, ""))

@@ -121,11 +121,7 @@ func (h *handler) envelope(ctx context.Context, sm *socketmode.Client, evt socke
 // slack-go reports carry no tokens.
 func describe(data any) string {
 	switch d := data.(type) {
-	case error:
-		return d.Error()
-	case *slack.ConnectionErrorEvent:
-		return d.Error()
-	case *slack.IncomingEventError:
+	case error: // *slack.ConnectionErrorEvent, *slack.IncomingEventError
 		return d.Error()
 	case *socketmode.ErrorBadMessage:
 		return d.Cause.Error()
