@@ -236,6 +236,9 @@ func (s *stream) finish(ctx context.Context, r bot.Reply) (string, error) {
 		opts = append(opts, slack.MsgOptionMarkdownText(escape(rest)))
 	}
 	if err := s.stopStream(ctx, opts...); err != nil {
+		// Without its metadata a retry could not find this message: delete
+		// it, and the retry posts the answer afresh.
+		s.abandon()
 		return "", err
 	}
 	if !same { // what was shown is not what was stored: show the stored answer
