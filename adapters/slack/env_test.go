@@ -416,6 +416,14 @@ func (e *env) answers(t testing.TB, channel, thread string, n int) []fakeMsg {
 	return e.slack.inThread(channel, thread)
 }
 
+// mentionAnswered has Ana mention the bot in a new thread (ts) of channel
+// and waits for the answer.
+func (e *env) mentionAnswered(t testing.TB, eventID, channel, ts, question string) []fakeMsg {
+	t.Helper()
+	e.deliver(t, eventID, mention("U1ANA", channel, ts, "", question), 0)
+	return e.answers(t, channel, ts, 1)
+}
+
 // idle reports whether no turn job waits or runs.
 func (e *env) idle(t testing.TB) bool {
 	return e.count(t, `SELECT count(*) FROM river_job WHERE kind = $1 AND state IN ('available', 'running', 'retryable', 'scheduled')`, bot.TurnKind) == 0

@@ -118,8 +118,7 @@ func TestAnswerRenderedAsMrkdwnWithoutStreaming(t *testing.T) {
 func TestFollowUpWithoutMentionAnswered(t *testing.T) {
 	e := testEnv(t)
 	const root = "1764000003.000100"
-	e.deliver(t, "Ev3A", mention("U1ANA", "C3FOLLOW", root, "", "pods crash on deploy"), 0)
-	e.answers(t, "C3FOLLOW", root, 1)
+	e.mentionAnswered(t, "Ev3A", "C3FOLLOW", root, "pods crash on deploy")
 
 	// Slack also sends the mention as a channel message: answered once only.
 	e.deliver(t, "Ev3DUP", message("U1ANA", "C3FOLLOW", "channel", root, "", "<@"+testBotUser+"> pods crash on deploy"), 0)

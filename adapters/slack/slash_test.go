@@ -91,8 +91,7 @@ func TestSlashUsageShowsTheCallersRealNumbers(t *testing.T) {
 func TestArchiveAndUndoRoundTrip(t *testing.T) {
 	e := testEnv(t)
 	const root = "1764000009.000100"
-	e.deliver(t, "Ev9ARCH", mention("U1ANA", "C9ARCH", root, "", "dns propagation is slow"), 0)
-	e.answers(t, "C9ARCH", root, 1)
+	e.mentionAnswered(t, "Ev9ARCH", "C9ARCH", root, "dns propagation is slow")
 	var convID uuid.UUID
 	if err := e.db.QueryRow(context.Background(), `SELECT id FROM conversations WHERE thread_id = $1`, root).Scan(&convID); err != nil {
 		t.Fatal(err)
@@ -135,8 +134,7 @@ func TestArchiveAndUndoRoundTrip(t *testing.T) {
 func TestMentionArchiveInThread(t *testing.T) {
 	e := testEnv(t)
 	const root = "1764000010.000100"
-	e.deliver(t, "Ev10A", mention("U1ANA", "C10ARCH", root, "", "payment gateway 5xx"), 0)
-	e.answers(t, "C10ARCH", root, 1)
+	e.mentionAnswered(t, "Ev10A", "C10ARCH", root, "payment gateway 5xx")
 	mark := e.slack.mark()
 	e.deliver(t, "Ev10B", mention("U1ANA", "C10ARCH", "1764000010.000200", root, "archive this"), 0)
 	testriver.WaitFor(t, "the archive answer", func() bool { return len(e.slack.callsAfter(mark, methodPostEphemeral)) == 1 })
@@ -153,8 +151,7 @@ func TestMentionArchiveInThread(t *testing.T) {
 func TestVoteButtons(t *testing.T) {
 	e := testEnv(t)
 	const root = "1764000011.000100"
-	e.deliver(t, "Ev11", mention("U1ANA", "C11VOTE", root, "", "kafka consumer lag on orders"), 0)
-	e.answers(t, "C11VOTE", root, 1)
+	e.mentionAnswered(t, "Ev11", "C11VOTE", root, "kafka consumer lag on orders")
 	answerID, _ := threadAnswer(t, e, "C11VOTE", root)
 	down := commands.Action{Kind: commands.ActVoteDown, ID: uuid.MustParse(answerID)}.Value()
 	e.press(t, "U2RAVI", "C11VOTE", actionVoteDown, down, "r11")

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +19,9 @@ import (
 	"github.com/apacops/opsbot/users"
 )
 
-// syncBuffer is a bytes.Buffer that serve's logger and the test may use at
-// once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serveFor runs opsbot serve with the given environment until the test
 // ends, and returns its base URL and its log.
-func serveFor(t *testing.T, env map[string]string) (string, *syncBuffer) {
+func serveFor(t *testing.T, env map[string]string) (string, *lockedBuffer) {
 	t.Helper()
 	addr := freeAddr(t)
 	t.Setenv("OPSBOT_ADDR", addr)
@@ -50,7 +30,7 @@ func serveFor(t *testing.T, env map[string]string) (string, *syncBuffer) {
 		t.Setenv(k, env[k])
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, []string{"serve"}, nil, io.Discard, logs) }()
 	t.Cleanup(func() {
