@@ -112,6 +112,14 @@ func (m *fakeModel) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
+// reset forgets the calls and scripted answers.
+func (m *fakeModel) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.calls)
+	clear(m.answers)
+}
+
 // callsFor counts the model calls for a question.
 func (m *fakeModel) callsFor(question string) int {
 	m.mu.Lock()
@@ -266,18 +274,31 @@ func (r *testReplier) didCrash(key string) bool {
 	return r.crashed[key]
 }
 
-// testEnv is the shared surface; at the test's end it checks that every
-// Web API method called is one the manifest grants scopes for.
+// testEnv is the shared surface, reset to a world where nothing has
+// happened yet (so tests also repeat under -count=N); at the test's end it
+// checks that every Web API method called is one the manifest grants
+// scopes for.
 func testEnv(t *testing.T) *env {
 	t.Helper()
+	e := sharedEnv
+	testriver.WaitFor(t, "the previous test's turns", func() bool { return e.idle(t) })
+	if _, err := e.db.Exec(context.Background(), `TRUNCATE users, inbound_events, river_job CASCADE`); err != nil {
+		t.Fatalf("reset the database: %v", err)
+	}
+	e.slack.reset()
+	e.model.reset()
+	e.app.people = newProfiles(e.app.cfg.ProfileTTL)
+	e.app.mu.Lock()
+	e.app.botUser, e.app.noStream = "", map[string]time.Time{}
+	e.app.mu.Unlock()
 	t.Cleanup(func() {
-		for _, m := range sharedEnv.slack.methods() {
+		for _, m := range e.slack.methods() {
 			if _, ok := apiScopes[m]; !ok {
 				t.Errorf("called %s, which apiScopes (and so the manifest) does not know", m)
 			}
 		}
 	})
-	return sharedEnv
+	return e
 }
 
 // sign computes Slack's request signature: v0= and the hex HMAC-SHA256,

@@ -462,6 +462,16 @@ func rateLimitOnce(method string, retryAfter int) func(string, http.ResponseWrit
 	}
 }
 
+// reset forgets every message, call, response and ack, and the faults;
+// the people stay.
+func (f *fakeSlack) reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls, f.msgs, f.responses, f.fail = nil, nil, nil, nil
+	clear(f.noStream)
+	clear(f.acks)
+}
+
 // setFail installs a fault for the rest of the test.
 func (f *fakeSlack) setFail(t testing.TB, fail func(method string, w http.ResponseWriter) bool) {
 	f.mu.Lock()
