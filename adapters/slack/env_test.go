@@ -54,10 +54,11 @@ type fakeModel struct {
 	mu      sync.Mutex
 	calls   map[string]int // by question
 	answers map[string]string
+	down    map[string]bool // questions answered with a 503
 }
 
 func newFakeModel() *fakeModel {
-	m := &fakeModel{calls: map[string]int{}, answers: map[string]string{}}
+	m := &fakeModel{calls: map[string]int{}, answers: map[string]string{}, down: map[string]bool{}}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
 	return m
 }
@@ -84,7 +85,12 @@ func (m *fakeModel) serve(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
 	m.calls[question]++
 	text, ok := m.answers[question]
+	down := m.down[question]
 	m.mu.Unlock()
+	if down {
+		http.Error(w, `{"error":{"message":"The server is overloaded","type":"server_error"}}`, http.StatusServiceUnavailable)
+		return
+	}
 	if !ok {
 		text = defaultAnswer
 	}
@@ -118,6 +124,7 @@ func (m *fakeModel) reset() {
 	defer m.mu.Unlock()
 	clear(m.calls)
 	clear(m.answers)
+	clear(m.down)
 }
 
 // callsFor counts the model calls for a question.

@@ -328,3 +328,21 @@ func TestSignaturesRefused(t *testing.T) {
 		t.Errorf("url_verification: %d %v (%v), want 200 and the challenge", resp.StatusCode, got, err)
 	}
 }
+
+// A model that is down gets the person a sentence in the thread, not
+// silence.
+func TestModelDownToldInTheThread(t *testing.T) {
+	e := testEnv(t)
+	const q = "why is checkout slow?"
+	e.model.mu.Lock()
+	e.model.down[q] = true
+	e.model.mu.Unlock()
+	msgs := e.mentionAnswered(t, "Ev22DOWN", "C22DOWN", "1764000022.000100", q)
+	want := escape(bot.UserMessage(&bot.ModelError{Kind: bot.ModelUnavailable}))
+	if len(msgs) != 1 || msgs[0].Text != want {
+		t.Errorf("thread %+v, want the one-line notice %q", msgs, want)
+	}
+	if n := e.count(t, `SELECT count(*) FROM usage_events`); n != 0 {
+		t.Errorf("ledger rows %d, want none for a failed turn", n)
+	}
+}

@@ -201,3 +201,18 @@ func TestSlowSlashCommandAnswersThroughResponseURL(t *testing.T) {
 		t.Errorf("late answer %v, want it through response_url", last)
 	}
 }
+
+// handover is for the whole channel; everything else answers the caller
+// alone.
+func TestSlashHandoverPostsInTheChannel(t *testing.T) {
+	e := testEnv(t)
+	e.mentionAnswered(t, "Ev23", "C23SHIFT", "1764000023.000100", "tls cert on api-sg expires")
+	out := e.slash(t, "U2RAVI", "C23SHIFT", "handover 12h", "r23")
+	if out["response_type"] != "in_channel" || !strings.Contains(out["text"].(string), "Handover for the last 12h: 1 conversations") {
+		t.Errorf("handover answer %v, want it in the channel, listing the one conversation", out)
+	}
+	if out := e.slash(t, "U2RAVI", "C23SHIFT", "token", "r23b"); out["response_type"] != "ephemeral" ||
+		!strings.Contains(strings.Join(blockTexts(t, out["blocks"]), " "), "shown only this once") {
+		t.Errorf("token answer %v, want it for the caller alone", out)
+	}
+}
