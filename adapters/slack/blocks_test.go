@@ -17,7 +17,7 @@ func TestAnswerTail(t *testing.T) {
 	id := uuid.MustParse("11111111-2222-3333-4444-555555555555")
 	msgs := answerMessages(bot.Reply{Text: "Free space <now>.", Notice: "You have used 80% of your <budget>.",
 		AssistantMessage: conversations.Message{ID: id},
-		Citations: []bot.Citation{{Document: "Disk full", Section: "Clearing /var"}, {Document: "On-call & escalation", Section: "On-call & escalation"}}})
+		Citations:        []bot.Citation{{Document: "Disk full", Section: "Clearing /var"}, {Document: "On-call & escalation", Section: "On-call & escalation"}}})
 	if len(msgs) != 1 {
 		t.Fatalf("got %d messages, want 1", len(msgs))
 	}
