@@ -174,9 +174,11 @@ func (a *App) refuseStreaming(team string) {
 	a.noStream[team] = time.Now().Add(time.Hour)
 }
 
-// Errors of the Slack surface a caller may check.
+// errNoThread is a turn the Replier cannot place: every Slack turn has a
+// thread (the inbox records it), so this is a wiring fault.
 var errNoThread = errors.New("slack: a turn without a thread")
 
+// threadOf is the thread a turn's replies go in.
 func threadOf(t bot.Turn) (conversations.ThreadKey, error) {
 	if t.Thread == nil || t.Thread.Channel == "" || t.Thread.Thread == "" {
 		return conversations.ThreadKey{}, fmt.Errorf("turn %s: %w", t.Key, errNoThread)
