@@ -192,6 +192,23 @@ func (s *Store) ResolveIdentity(ctx context.Context, id Identity) (User, error) 
 	return u, nil
 }
 
+// SetDisplayName changes the name the user is shown by (a chat profile's
+// name, which can change after first contact).
+func (s *Store) SetDisplayName(ctx context.Context, id uuid.UUID, name string) error {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 {
+		return fmt.Errorf("%w: display name must be 1 to 200 characters", ErrInvalid)
+	}
+	tag, err := s.db.Exec(ctx, `UPDATE users SET display_name = $2 WHERE id = $1`, id, name)
+	if err != nil {
+		return fmt.Errorf("set display name: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // SetTimeZone changes the zone the user's days are counted in.
 func (s *Store) SetTimeZone(ctx context.Context, id uuid.UUID, zone string) error {
 	if _, err := time.LoadLocation(zone); err != nil || zone == "" {

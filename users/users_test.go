@@ -113,3 +113,25 @@ func TestTokens(t *testing.T) {
 		t.Errorf("revoked token: got %v, want ErrUnauthorized", err)
 	}
 }
+
+// A chat profile's name can change after first contact; the user follows it.
+func TestSetDisplayName(t *testing.T) {
+	ctx := context.Background()
+	s := users.NewStore(pool, "Asia/Singapore")
+	u, err := s.Ensure(ctx, "rename-"+uuid.NewString()[:8], users.RoleUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDisplayName(ctx, u.ID, "  Siti Rahman "); err != nil {
+		t.Fatalf("SetDisplayName: %v", err)
+	}
+	if got, err := s.Get(ctx, u.ID); err != nil || got.DisplayName != "Siti Rahman" {
+		t.Errorf("display name: got %q (%v), want %q", got.DisplayName, err, "Siti Rahman")
+	}
+	if err := s.SetDisplayName(ctx, u.ID, " "); !errors.Is(err, users.ErrInvalid) {
+		t.Errorf("blank name: got %v, want ErrInvalid", err)
+	}
+	if err := s.SetDisplayName(ctx, uuid.New(), "Nobody"); !errors.Is(err, users.ErrNotFound) {
+		t.Errorf("unknown user: got %v, want ErrNotFound", err)
+	}
+}

@@ -3,8 +3,6 @@ package slack
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/slack-go/slack"
 
@@ -24,11 +22,7 @@ var _ periodic.Notifier = (*Notifier)(nil)
 // name) with the bot token. apiURL is SLACK_API_URL (ending in /api/); empty
 // means Slack's own.
 func NewNotifier(token, apiURL, channel string) *Notifier {
-	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second})}
-	if apiURL != "" {
-		opts = append(opts, slack.OptionAPIURL(apiURL))
-	}
-	return &Notifier{client: slack.New(token, opts...), channel: channel}
+	return &Notifier{client: newClient(token, apiURL, nil), channel: channel}
 }
 
 // Notify posts text as one message. The text is escaped (& < >), so a name

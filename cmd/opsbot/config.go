@@ -29,6 +29,8 @@ type Config struct {
 	Housekeeping conversations.HousekeepingConfig
 	// Engine configures the model, prices and redaction (engine.go).
 	Engine EngineConfig
+	// Slack configures the Slack chat surface (slack.go).
+	Slack SlackConfig
 	// Teams is the Teams bot's registration (teams.go).
 	Teams TeamsConfig
 }
@@ -65,6 +67,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	c.Engine = ec
+	if c.Slack, err = loadSlackConfig(getenv); err != nil {
+		return Config{}, err
+	}
 	if c.Teams, err = loadTeamsConfig(getenv); err != nil {
 		return Config{}, err
 	}

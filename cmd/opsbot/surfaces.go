@@ -43,9 +43,7 @@ type surfaceDeps struct {
 func chatSurfaces(cfg Config, d surfaceDeps) ([]*chatSurface, error) {
 	// One builder per platform, in a file named for it; a builder returns
 	// nil when its platform is not configured (and says so in the log).
-	builders := []func(Config, surfaceDeps) (*chatSurface, error){
-		newTeamsSurface,
-	}
+	builders := []func(Config, surfaceDeps) (*chatSurface, error){newSlackSurface, newTeamsSurface}
 	var out []*chatSurface
 	for _, build := range builders {
 		s, err := build(cfg, d)
