@@ -5,9 +5,9 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"unicode/utf8"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
