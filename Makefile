@@ -4,7 +4,7 @@ GO ?= go
 GOFLAGS ?=
 PKGS := ./...
 
-.PHONY: run build test lint unit bench test-browser migrate clean
+.PHONY: run build test lint unit fuzz bench test-browser migrate clean
 
 ## run: start opsbot with everything it needs (finds or starts PostgreSQL)
 run: build
@@ -14,8 +14,8 @@ run: build
 build:
 	$(GO) build -o bin/opsbot ./cmd/opsbot
 
-## test: formatting, vet, staticcheck and the race-enabled suite on real PostgreSQL
-test: lint unit
+## test: formatting, vet, staticcheck, the race-enabled suite on real PostgreSQL and a short fuzz run
+test: lint unit fuzz
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
@@ -25,6 +25,16 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME, starting from its committed seed corpus
+## (testdata/fuzz/<target>; a failing input is written there too)
+FUZZTIME ?= 5s
+FUZZ_TARGETS := FuzzREST:./adapters/httpapi FuzzParseCursor:./conversations FuzzRedact:./redact
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
 
 ## bench: Go benchmarks against real PostgreSQL (figures for the issue notes)
 bench:
