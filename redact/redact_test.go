@@ -1,7 +1,9 @@
 package redact
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -144,5 +146,35 @@ func BenchmarkRedactWorstCase(b *testing.B) {
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
 		_ = String(msg)
+	}
+}
+
+// One Redactor serves every goroutine (run with -race): each text gets the
+// answer it gets alone.
+func TestConcurrentUse(t *testing.T) {
+	r := Default()
+	cases := readCorpus(t, "secrets.txt")
+	want := make([]string, len(cases))
+	for i, c := range cases {
+		want[i] = r.Redact(c.text)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8*len(cases))
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range cases {
+				j := (i + g) % len(cases)
+				if got := r.Redact(cases[j].text); got != want[j] {
+					errs <- fmt.Sprintf("%s: got %q, want %q", cases[j].name, got, want[j])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

@@ -123,27 +123,22 @@ type hit struct {
 	word     int
 }
 
-// keywordIndex finds all keywords in one pass.
+// keywordIndex finds all keywords in one pass. Its trie is read-only after
+// Build, so one index serves concurrent scans.
 type keywordIndex struct {
-	trie  *ahocorasick.Trie
-	sizes []int
+	trie *ahocorasick.Trie
 }
 
 func newKeywordIndex(words []string) *keywordIndex {
-	k := &keywordIndex{trie: ahocorasick.NewTrieBuilder().AddStrings(words).Build()}
-	for _, w := range words {
-		k.sizes = append(k.sizes, len(w))
-	}
-	return k
+	return &keywordIndex{trie: ahocorasick.NewTrieBuilder().AddStrings(words).Build()}
 }
 
 func (k *keywordIndex) find(lower string) []hit {
-	ms := k.trie.MatchString(lower)
-	out := make([]hit, len(ms))
-	for i, m := range ms {
-		w := int(m.Pattern())
-		out[i] = hit{pos: int(m.Pos()), len: k.sizes[w], word: w}
-	}
+	var out []hit
+	k.trie.Walk([]byte(lower), func(end, n, pattern int64) bool {
+		out = append(out, hit{pos: int(end - n + 1), len: int(n), word: int(pattern)})
+		return true
+	})
 	return out
 }
 
@@ -338,14 +333,10 @@ func requiredLiterals(re *syntax.Regexp) []string {
 		if len(lit) < minLiteral || !isASCII(lit) {
 			return nil
 		}
-		if re.Flags&syntax.FoldCase != 0 {
-			if strings.ContainsAny(low, "ks") {
-				return nil
-			}
-		} else if low != lit {
-			// A case-sensitive literal is found in the lower-cased text
-			// through its lower-case form, which is then required.
-			return []string{low}
+		// The text is searched lower-cased, so a case-sensitive literal is
+		// required in its lower-case form too.
+		if re.Flags&syntax.FoldCase != 0 && strings.ContainsAny(low, "ks") {
+			return nil
 		}
 		return []string{low}
 	case syntax.OpCapture, syntax.OpPlus:
