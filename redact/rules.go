@@ -39,7 +39,7 @@ func ownRules() []*rule {
 		{name: "github-token", keywords: []string{"github_pat_"}, re: regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9_]{30,}`)},
 		{name: "aws-access-key", keywords: []string{"akia", "asia", "abia", "acca"},
 			re: regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b`)},
-		{name: "aws-secret-key", keywords: []string{"secret"}, group: 1,
+		{name: "aws-secret-key", keywords: []string{"secret"}, group: 1, labelled: true,
 			re: regexp.MustCompile(`(?i)(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9/+]{40})`)},
 		{name: "azure-storage-key", keywords: []string{"accountkey", "sharedaccesskey"}, group: 1,
 			re: regexp.MustCompile(`(?i)\b(?:AccountKey|SharedAccessKey)[ \t]*=[ \t]*([A-Za-z0-9+/]{20,}={0,2})`)},
@@ -63,13 +63,13 @@ func ownRules() []*rule {
 		// files. The name is matched inside longer keys too (DB_PASSWORD,
 		// PGPASSWORD, MYSQL_PWD, X-Api-Key); a quoted value is redacted up
 		// to its closing quote, spaces and all.
-		{generic: true, name: "password", keywords: []string{"pass", "pwd", "key", "token", "secret"}, group: 1, unquote: true,
+		{generic: true, name: "password", keywords: []string{"pass", "pwd", "key", "token", "secret"}, group: 1, unquote: true, labelled: true,
 			re:     regexp.MustCompile(`(?i)` + strongKeyNames + `["']?[ \t]*[:=][ \t]*("[^"\n]{4,}"|'[^'\n]{4,}'|["']?[^\s"';&,]{4,})`),
 			accept: notPlaceholder},
 		// A bare "secret" or "token" label is weaker evidence ("token:
 		// rotate it monthly"), so its value must look like one: 8 or more
 		// characters with a letter and a digit, or quoted.
-		{generic: true, name: "password", keywords: []string{"secret", "token"}, group: 1, unquote: true,
+		{generic: true, name: "password", keywords: []string{"secret", "token"}, group: 1, unquote: true, labelled: true,
 			re:     regexp.MustCompile(`(?i)(?:secret|token)["']?[ \t]*[:=][ \t]*("[^"\n]{8,}"|'[^'\n]{8,}'|[^\s"';&,]{8,})`),
 			accept: valueLooksSecret},
 		// CLI password flags: mysql -pPASS (no space: a lone -p prompts),
@@ -136,21 +136,18 @@ func scanBase64Runs(n int, minEntropy float64) func(sc *scan) [][2]int {
 		var out [][2]int
 		s := sc.text
 		for i := 0; i < len(s); {
-			if !isBase64Byte(s[i]) {
+			if base64Class[s[i]] == 0 {
 				i++
 				continue
 			}
 			j := i
-			var upper, lower, digit bool
-			for j < len(s) && isBase64Byte(s[j]) {
-				c := s[j]
-				upper = upper || ('A' <= c && c <= 'Z')
-				lower = lower || ('a' <= c && c <= 'z')
-				digit = digit || ('0' <= c && c <= '9')
+			var seen uint8
+			for j < len(s) && base64Class[s[j]] != 0 {
+				seen |= base64Class[s[j]]
 				j++
 			}
-			if j-i == n && upper && lower && digit && (j == len(s) || s[j] != '=') &&
-				shannonEntropy(s[i:j]) > minEntropy {
+			if j-i == n && seen&(classUpper|classLower|classDigit) == classUpper|classLower|classDigit &&
+				(j == len(s) || s[j] != '=') && shannonEntropy(s[i:j]) > minEntropy {
 				out = append(out, [2]int{i, j})
 			}
 			i = j
@@ -159,6 +156,24 @@ func scanBase64Runs(n int, minEntropy float64) func(sc *scan) [][2]int {
 	}
 }
 
-func isBase64Byte(c byte) bool {
-	return c == '+' || c == '/' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
-}
+// Character classes of base64 bytes, for scanBase64Runs.
+const (
+	classUpper uint8 = 1 << iota
+	classLower
+	classDigit
+	classSymbol
+)
+
+var base64Class = func() (t [256]uint8) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = classUpper
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = classLower
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = classDigit
+	}
+	t['+'], t['/'] = classSymbol, classSymbol
+	return t
+}()

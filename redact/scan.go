@@ -55,6 +55,10 @@ type rule struct {
 	// toEnd: a window runs from the hit's line to the end of the text (a
 	// private key block can be kilobytes long).
 	toEnd bool
+	// labelled rules match a key name holding a keyword, then an optional
+	// quote, blanks and ":" or "=": a hit not followed by that shape (the
+	// prose "password rotation", "the secret store") opens no window.
+	labelled bool
 	// needs are literals (lower case) one of which every match contains,
 	// from re's syntax tree; a window with none of them is skipped.
 	needs []string
@@ -72,7 +76,7 @@ func newRule(r *rule) *rule {
 			panic("redact: reparse " + r.name + ": " + err.Error())
 		}
 		r.width = maxWidth(tree)
-		r.multiline = matchesNewline(tree)
+		r.multiline = crossesLine(tree)
 		r.needs = requiredLiterals(tree)
 	}
 	return r
@@ -168,6 +172,9 @@ func (r *rule) find(sc *scan, hits []hit, idx int, spans []span) []span {
 	}
 	a, b := -1, -1
 	for _, h := range hits {
+		if r.labelled && !labelFollows(sc.text, h.pos+h.len) {
+			continue
+		}
 		wa, wb := h.pos-r.width, h.pos+h.len+r.width
 		switch {
 		case r.toEnd:
@@ -185,7 +192,25 @@ func (r *rule) find(sc *scan, hits []hit, idx int, spans []span) []span {
 		}
 		a, b = wa, wb
 	}
+	if a < 0 {
+		return spans
+	}
 	return r.matchIn(sc, a, b, idx, spans)
+}
+
+// labelFollows reports whether text at i continues a key name and then
+// assigns to it: [A-Za-z_-]*, an optional quote, blanks, ":" or "=".
+func labelFollows(text string, i int) bool {
+	for i < len(text) && (isLetter(rune(text[i])) || text[i] == '_' || text[i] == '-') {
+		i++
+	}
+	if i < len(text) && (text[i] == '"' || text[i] == '\'') {
+		i++
+	}
+	for i < len(text) && (text[i] == ' ' || text[i] == '\t') {
+		i++
+	}
+	return i < len(text) && (text[i] == ':' || text[i] == '=')
 }
 
 // matchIn runs the rule over text[a:b], widening the window while a match
@@ -225,7 +250,7 @@ func (r *rule) tryAt(sc *scan, at, idx int, spans []span) []span {
 	if r.gate != nil && !r.gate.MatchString(sc.text[at:min(n, at+r.gateWidth)]) {
 		return spans
 	}
-	end := min(n, at+r.width)
+	end := min(n, at+min(r.width, anchoredWindow))
 	for {
 		loc := r.re.FindStringSubmatchIndex(sc.text[at:end])
 		if loc == nil {
@@ -322,33 +347,38 @@ func containsAny(s string, subs []string) bool {
 const minLiteral = 3
 
 // requiredLiterals returns lower-case literals one of which every match of
-// re contains, or nil when it finds no such set. Case-folded literals with
-// k or s are left out: they also match the Kelvin sign and the long s,
-// which lower-casing ASCII does not produce.
-func requiredLiterals(re *syntax.Regexp) []string {
+// re contains, or nil when it finds no such set.
+func requiredLiterals(re *syntax.Regexp) []string { return literalsIn(re, false) }
+
+// literalsIn is requiredLiterals. Case-folded literals with k or s also
+// match the Kelvin sign and the long s, which lower-casing ASCII does not
+// produce: they count only when foldKS says a miss is harmless (a
+// prefilter for an allowlist, which can only let more be redacted), and
+// then literals of any length count.
+func literalsIn(re *syntax.Regexp, foldKS bool) []string {
 	switch re.Op {
 	case syntax.OpLiteral:
 		lit := string(re.Rune)
 		low := strings.ToLower(lit)
-		if len(lit) < minLiteral || !isASCII(lit) {
+		if (len(lit) < minLiteral && !foldKS) || !isASCII(lit) {
 			return nil
 		}
 		// The text is searched lower-cased, so a case-sensitive literal is
 		// required in its lower-case form too.
-		if re.Flags&syntax.FoldCase != 0 && strings.ContainsAny(low, "ks") {
+		if re.Flags&syntax.FoldCase != 0 && !foldKS && strings.ContainsAny(low, "ks") {
 			return nil
 		}
 		return []string{low}
 	case syntax.OpCapture, syntax.OpPlus:
-		return requiredLiterals(re.Sub[0])
+		return literalsIn(re.Sub[0], foldKS)
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return requiredLiterals(re.Sub[0])
+			return literalsIn(re.Sub[0], foldKS)
 		}
 	case syntax.OpConcat:
 		var best []string
 		for _, s := range re.Sub {
-			if l := requiredLiterals(s); l != nil && (best == nil || shortest(l) > shortest(best)) {
+			if l := literalsIn(s, foldKS); l != nil && (best == nil || shortest(l) > shortest(best)) {
 				best = l
 			}
 		}
@@ -356,7 +386,7 @@ func requiredLiterals(re *syntax.Regexp) []string {
 	case syntax.OpAlternate:
 		var all []string
 		for _, s := range re.Sub {
-			l := requiredLiterals(s)
+			l := literalsIn(s, foldKS)
 			if l == nil {
 				return nil
 			}
@@ -427,6 +457,26 @@ func maxWidth(re *syntax.Regexp) int {
 		return n
 	}
 	return 0 // empty-width assertions
+}
+
+// crossesLine reports whether a match of re can run on past a newline:
+// one that can contain a newline only in a short last element (gitleaks'
+// terminator, (?:[\x60'"\s;]|\\[nr]|$)) ends at that newline, which a
+// line window includes.
+func crossesLine(re *syntax.Regexp) bool {
+	if re.Op == syntax.OpCapture {
+		return crossesLine(re.Sub[0])
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) == 0 {
+		return matchesNewline(re)
+	}
+	last := re.Sub[len(re.Sub)-1]
+	for _, s := range re.Sub[:len(re.Sub)-1] {
+		if matchesNewline(s) {
+			return true
+		}
+	}
+	return matchesNewline(last) && maxWidth(last) > 2
 }
 
 // matchesNewline reports whether a match of re can contain a newline.
