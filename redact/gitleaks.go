@@ -5,9 +5,8 @@ import (
 	"math"
 	"regexp"
 	"sort"
-	"strings"
-
 	"regexp/syntax"
+	"strings"
 
 	"github.com/spf13/viper"
 	"github.com/zricethezav/gitleaks/v8/config"
@@ -27,10 +26,10 @@ const (
 	semiGenericOperator = `(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`
 )
 
-// anchoredWindow is where an anchored try starts looking: it keeps the
-// generic rule on Go's fast backtracking matcher (which it leaves above
-// 576 bytes); every such expression can end at the text's end ($), so a
-// longer match touches the window's end and is retried wider.
+// anchoredWindow is where an anchored try of an expression that can end at
+// the text's end (gitleaks' terminator has $) starts looking: it keeps the
+// generic rule on Go's fast backtracking matcher (which it leaves above 576
+// bytes), and a longer match touches the window's end and is retried wider.
 const anchoredWindow = 512
 
 // genericGitleaksRules are gitleaks' rules for shapes rather than
@@ -154,7 +153,26 @@ func anchor(r *rule, b *syntax.Regexp) error {
 	}
 	r.re, r.anchored, r.lookBehind = re, true, identPrefixMax
 	r.gate, r.gateWidth = gate, maxWidth(head)
+	if endsAtTextEnd(b.Sub[len(b.Sub)-1]) {
+		r.firstWindow = anchoredWindow
+	}
 	return nil
+}
+
+// endsAtTextEnd reports whether re is, or offers as an alternative, $ (the
+// end of the text).
+func endsAtTextEnd(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpEndText:
+		return true
+	case syntax.OpAlternate, syntax.OpCapture:
+		for _, s := range re.Sub {
+			if endsAtTextEnd(s) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // gitleaksCheck is gitleaks' veto on a candidate: the secret's entropy at

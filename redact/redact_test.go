@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/spf13/viper"
+	"github.com/zricethezav/gitleaks/v8/config"
 )
 
 // The corpus below holds fake secrets in the real formats. Each case names
@@ -176,5 +179,37 @@ func TestConcurrentUse(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// Every one of gitleaks' generated "identifier = value" rules is tried
+// anchored at its keywords behind its cheap head, with a first window that
+// keeps the generic rule on the fast matcher: a gitleaks upgrade that
+// changed their shape would otherwise cost the 16 KiB benchmark tenfold
+// without failing a test.
+func TestSemiGenericRulesAreAnchored(t *testing.T) {
+	v := viper.New()
+	v.SetConfigType("toml")
+	if err := v.ReadConfig(strings.NewReader(config.DefaultConfig)); err != nil {
+		t.Fatal(err)
+	}
+	var vc config.ViperConfig
+	if err := v.Unmarshal(&vc); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, r := range vc.Rules {
+		if strings.HasPrefix(r.Regex, `(?i)[\w.-]{0,50}?(?:`) {
+			want++
+		}
+	}
+	got := 0
+	for _, r := range Default().rules {
+		if r.anchored && r.gate != nil && r.firstWindow == anchoredWindow {
+			got++
+		}
+	}
+	if want < 90 || got < want {
+		t.Errorf("anchored, gated rules: got %d, want at least the %d semi-generic rules of gitleaks' config (and at least 90)", got, want)
 	}
 }

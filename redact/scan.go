@@ -44,6 +44,9 @@ type rule struct {
 	// started (gitleaks' identifier prefix), for allowlists on the match.
 	anchored   bool
 	lookBehind int
+	// firstWindow, when set, is the window an anchored try starts with
+	// (then widened while a match touches its end); otherwise width.
+	firstWindow int
 	// gate, when set, is an anchored prefix every match of an anchored
 	// re starts with, no longer than gateWidth: cheap to try first.
 	gate      *regexp.Regexp
@@ -250,7 +253,11 @@ func (r *rule) tryAt(sc *scan, at, idx int, spans []span) []span {
 	if r.gate != nil && !r.gate.MatchString(sc.text[at:min(n, at+r.gateWidth)]) {
 		return spans
 	}
-	end := min(n, at+min(r.width, anchoredWindow))
+	end := at + r.width
+	if r.firstWindow > 0 {
+		end = at + min(r.width, r.firstWindow)
+	}
+	end = min(n, end)
 	for {
 		loc := r.re.FindStringSubmatchIndex(sc.text[at:end])
 		if loc == nil {
