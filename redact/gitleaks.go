@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"sort"
 	"regexp/syntax"
+	"sort"
 	"strings"
 
 	"github.com/spf13/viper"
