@@ -178,14 +178,21 @@ func (r *rule) find(sc *scan, hits []hit, idx int, spans []span) []span {
 		if r.labelled && !labelFollows(sc.text, h.pos+h.len) {
 			continue
 		}
-		wa, wb := h.pos-r.width, h.pos+h.len+r.width
+		if r.toEnd && a >= 0 {
+			break // the window already runs to the end
+		}
+		wa, wb := max(h.pos-r.width, 0), min(h.pos+h.len+r.width, n)
 		switch {
 		case r.toEnd:
 			wa, wb = sc.lineStart(h.pos), n
 		case !r.multiline:
-			wa, wb = max(wa, sc.lineStart(h.pos)), min(wb, sc.lineEnd(h.pos))
+			// Look for the line's ends only inside the window: a text
+			// that is one long line must not cost a scan per hit.
+			wa = wa + strings.LastIndexByte(sc.text[wa:h.pos], '\n') + 1
+			if j := strings.IndexByte(sc.text[h.pos:wb], '\n'); j >= 0 {
+				wb = h.pos + j + 1
+			}
 		}
-		wa, wb = max(wa, 0), min(wb, n)
 		if a >= 0 && wa <= b {
 			b = max(b, wb)
 			continue
