@@ -4,7 +4,7 @@ GO ?= go
 GOFLAGS ?=
 PKGS := ./...
 
-.PHONY: run build test lint unit bench test-browser teams-package migrate clean
+.PHONY: run build test lint unit fuzz bench test-browser teams-package migrate clean
 
 ## run: start opsbot with everything it needs (finds or starts PostgreSQL)
 run: build
@@ -14,8 +14,8 @@ run: build
 build:
 	$(GO) build -o bin/opsbot ./cmd/opsbot
 
-## test: formatting, vet, staticcheck and the race-enabled suite on real PostgreSQL
-test: lint unit
+## test: formatting, vet, staticcheck, the race-enabled suite on real PostgreSQL and a short fuzz run
+test: lint unit fuzz
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
@@ -25,6 +25,18 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+## fuzz: each fuzz target for its time, starting from its committed seed corpus
+## (testdata/fuzz/<target>; a failing input is written there too). The time
+## includes re-running the corpus; FuzzREST's workers each create and migrate a
+## database first, hence its longer time.
+FUZZ_TARGETS ?= FuzzREST:./adapters/httpapi:20s FuzzParseCursor:./conversations:5s FuzzRedact:./redact:5s
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  name=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; time=$${rest#*:}; \
+	  echo "fuzz $$name ($$time)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$time $$pkg; \
+	done
 
 ## bench: Go benchmarks against real PostgreSQL (figures for the issue notes)
 bench:

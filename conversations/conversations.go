@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/apacops/opsbot/redact"
 )
 
 // Sources a conversation can come from.
@@ -138,7 +140,11 @@ type NewMessage struct {
 	CostMicroUSD      int64
 }
 
-// NormalizeTitle trims a title and checks its length; an empty title is refused.
+// NormalizeTitle trims a title, checks its length and redacts secrets in
+// it: a title is shown in every listing and chat surface, so one pasted into
+// it (by a REST client or as a first message) must not be kept. An empty
+// title is refused. The length limit applies to what the caller sent; a
+// redacted title that comes out longer is cut to the limit.
 func NormalizeTitle(title string) (string, error) {
 	t := strings.TrimSpace(title)
 	switch {
@@ -150,6 +156,10 @@ func NormalizeTitle(title string) (string, error) {
 		return "", invalid("title", "must be valid UTF-8")
 	case strings.ContainsRune(t, 0): // PostgreSQL text refuses it
 		return "", invalid("title", "must not contain NUL characters")
+	}
+	t = redact.String(t)
+	if r := []rune(t); len(r) > MaxTitleRunes {
+		t = string(r[:MaxTitleRunes-1]) + "…"
 	}
 	return t, nil
 }

@@ -41,15 +41,30 @@ func conversationCursor(c Conversation) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// Cursor times outside these bounds are refused: PostgreSQL cannot compare
+// with a time before 4713 BC (a crafted cursor answered 500), and no row
+// this server wrote carries a time outside years 1 to 9999.
+var (
+	minCursorTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxCursorTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
 func parseConversationCursor(s string) (time.Time, uuid.UUID, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 24 {
-		return time.Time{}, uuid.UUID{}, invalid("cursor", "is not a cursor this server issued")
+		return time.Time{}, uuid.UUID{}, errForeignCursor
+	}
+	at := time.UnixMicro(int64(binary.BigEndian.Uint64(b))).UTC()
+	if at.Before(minCursorTime) || at.After(maxCursorTime) {
+		return time.Time{}, uuid.UUID{}, errForeignCursor
 	}
 	var id uuid.UUID
 	copy(id[:], b[8:])
-	return time.UnixMicro(int64(binary.BigEndian.Uint64(b))), id, nil
+	return at, id, nil
 }
+
+// errForeignCursor refuses a cursor that no page of this server returned.
+var errForeignCursor = invalid("cursor", "is not a cursor this server issued")
 
 // messageCursor encodes the seq of the last message of a page.
 func messageCursor(m Message) string {
@@ -61,7 +76,7 @@ func messageCursor(m Message) string {
 func parseMessageCursor(s string) (int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 8 {
-		return 0, invalid("cursor", "is not a cursor this server issued")
+		return 0, errForeignCursor
 	}
 	return int64(binary.BigEndian.Uint64(b)), nil
 }

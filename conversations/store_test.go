@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -194,6 +195,27 @@ func TestValidationErrors(t *testing.T) {
 	}
 	if err := conversations.ValidateContent(strings.Repeat("a", conversations.MaxContentBytes)); err != nil {
 		t.Errorf("content at the limit: got %v, want nil", err)
+	}
+}
+
+// Titles are redacted wherever they are set; the length limit is on what
+// the caller sent, and a redacted title is cut to it.
+func TestNormalizeTitleRedacts(t *testing.T) {
+	const token = "xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+	got, err := conversations.NormalizeTitle("  bot token " + token + " leaked  ")
+	if err != nil || got != "bot token [REDACTED:slack-token] leaked" {
+		t.Errorf("got %q, %v; want %q", got, err, "bot token [REDACTED:slack-token] leaked")
+	}
+	// 190 runes sent; the marker makes the redacted text 5 runes longer
+	// than the 200 allowed ("pwd=abcd" is 8 runes, "pwd=[REDACTED:password]"
+	// 23), so it is cut to 199 runes and an ellipsis.
+	long := strings.Repeat("é", 182) + "pwd=abcd"
+	got, err = conversations.NormalizeTitle(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := utf8.RuneCountInString(got); n != conversations.MaxTitleRunes || strings.Contains(got, "abcd") || !strings.HasSuffix(got, "…") {
+		t.Errorf("got %q (%d runes), want %d runes ending in … without the password", got, n, conversations.MaxTitleRunes)
 	}
 }
 

@@ -11,17 +11,21 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/apacops/opsbot/redact"
 )
 
 // maxGapQuestion bounds a stored gap question; the rest is cut.
 const maxGapQuestion = 1000
 
 // RecordGap stores a question the runbooks could not answer (the engine calls
-// it when no section reached MinScore). The question must already be
-// redacted. uuid.Nil for the user or conversation stores no reference, and
+// it when no section reached MinScore). Secrets in it are redacted here,
+// whatever the caller did: the weekly report posts these questions to a
+// channel. uuid.Nil for the user or conversation stores no reference, and
 // so does a user or conversation that no longer exists.
 func (ix *Index) RecordGap(ctx context.Context, question string, userID, conversationID uuid.UUID) error {
 	q := strings.Join(strings.Fields(strings.ToValidUTF8(strings.ReplaceAll(question, "\x00", " "), " ")), " ")
+	q = redact.String(q)
 	if len(q) > maxGapQuestion {
 		q = strings.ToValidUTF8(q[:maxGapQuestion], "")
 	}

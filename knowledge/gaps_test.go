@@ -179,3 +179,31 @@ func TestPurgeQuestionsBefore(t *testing.T) {
 		t.Errorf("purge before they were asked: got %d %v, want 0", n, err)
 	}
 }
+
+// A gap question is stored (and so reported to a channel) without the
+// secrets its asker pasted, even when the caller did not redact it.
+func TestRecordGapRedacts(t *testing.T) {
+	pool := testdb.New(t)
+	ix := knowledge.New(pool, func() time.Time { return fixedNow })
+	ctx := context.Background()
+	const password = "Sup3rS3cretPw"
+	const token = "hvs.CAESIJ3fPq8ZB2kXyT7mW4nR1sV9uE6cD0aL5gH2jK8oQ3tYGh4KHGh2cy5hYkNkRWZHaElqS2xNbk9wUXJTdFV2V3g"
+	q := "why does `VAULT_TOKEN=" + token + " PGPASSWORD=" + password + " psql -h db-sg-01` hang?"
+	if err := ix.RecordGap(ctx, q, uuid.Nil, uuid.Nil); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ix.Gaps(ctx, fixedNow.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Groups) != 1 {
+		t.Fatalf("got %d groups, want 1", len(rep.Groups))
+	}
+	got := rep.Groups[0].Question
+	if strings.Contains(got, password) || strings.Contains(got, token) {
+		t.Errorf("stored gap question %q holds a secret", got)
+	}
+	if !strings.Contains(got, "psql -h db-sg-01") || !strings.Contains(got, "[REDACTED:") {
+		t.Errorf("stored gap question %q: want the question kept with markers in place of the secrets", got)
+	}
+}

@@ -2,8 +2,11 @@
 # make run: find or start a PostgreSQL, migrate, mint an admin token once,
 # index the sample runbooks and serve. Order of preference for the database:
 #   1. DATABASE_URL, as given;
-#   2. the local server on 127.0.0.1:5432 (database "opsbot", created if missing);
-#   3. a private cluster under .data/pg made with the installed PostgreSQL binaries;
+#   2. the local server on 127.0.0.1:$PGPORT (default 5432; database "opsbot",
+#      created if missing);
+#   3. a private cluster under .data/pg made with the installed PostgreSQL
+#      binaries, reachable only through a Unix socket in .data/pg (no TCP), so
+#      that other local users cannot connect to it;
 #   4. otherwise, say how to get one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,27 +27,35 @@ as_owner() { # run a server binary as a non-root user: initdb and postgres refus
 }
 
 local_cluster() {
-  local initdb pg_ctl dir=.data/pg port=5433
+  # The socket lives in the cluster's own directory (mode 700, owned by the
+  # cluster's owner): only that user (and root) can reach it, which is what
+  # makes trust authentication on it safe. There is no TCP listener at all.
+  local initdb pg_ctl dir=.data/pg port=5433 sock
   initdb=$(find_pg_bin initdb); pg_ctl=$(find_pg_bin pg_ctl)
   if [ -z "$initdb" ] || [ -z "$pg_ctl" ]; then
     return 1
   fi
+  sock="$(pwd)/$dir"
   if [ ! -s "$dir/PG_VERSION" ]; then
     say "creating a private PostgreSQL cluster in $dir"
     mkdir -p "$dir" && chmod 700 "$dir"
     if [ "$(id -u)" = 0 ]; then chown postgres "$dir" || return 1; fi
-    as_owner "$initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null || return 1
+    as_owner "$initdb" -D "$dir" -U postgres --auth-local=trust --auth-host=reject -E UTF8 >/dev/null || return 1
+  fi
+  if as_owner "$pg_ctl" -D "$dir" status >/dev/null 2>&1 && grep -q 'listen_addresses=127' "$dir/postmaster.opts" 2>/dev/null; then
+    say "restarting the private cluster without its TCP listener"
+    as_owner "$pg_ctl" -D "$dir" -m fast -w stop >/dev/null || return 1
   fi
   if ! as_owner "$pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-    say "starting the private cluster on 127.0.0.1:$port"
+    say "starting the private cluster on a Unix socket in $dir (no TCP)"
     as_owner "$pg_ctl" -D "$dir" -l "$dir/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $(pwd)/$dir" start >/dev/null || return 1
+      -o "-c listen_addresses='' -p $port -k $sock" start >/dev/null || return 1
   fi
-  DATABASE_URL="postgres://postgres@127.0.0.1:$port/opsbot?sslmode=disable"
-  ensure_db 127.0.0.1 "$port" || return 1
+  DATABASE_URL="postgres://postgres@/opsbot?host=$sock&port=$port&sslmode=disable"
+  ensure_db "$sock" "$port" || return 1
 }
 
-ensure_db() { # ensure_db HOST PORT: create database opsbot when missing
+ensure_db() { # ensure_db HOST PORT: create database opsbot when missing (HOST may be a socket directory)
   local have
   have=$(psql -h "$1" -p "$2" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'opsbot'") || return 1
   if [ "$have" != 1 ]; then
@@ -53,12 +64,13 @@ ensure_db() { # ensure_db HOST PORT: create database opsbot when missing
   fi
 }
 
+local_port=${PGPORT:-5432}
 if [ -n "${DATABASE_URL:-}" ]; then
   say "using DATABASE_URL"
-elif command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p 5432 -q; then
-  say "using the local PostgreSQL on 127.0.0.1:5432"
-  DATABASE_URL="postgres://postgres@127.0.0.1:5432/opsbot?sslmode=disable"
-  ensure_db 127.0.0.1 5432 || { say "cannot create database opsbot on 127.0.0.1:5432 (set DATABASE_URL)"; exit 1; }
+elif command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p "$local_port" -q; then
+  say "using the local PostgreSQL on 127.0.0.1:$local_port"
+  DATABASE_URL="postgres://postgres@127.0.0.1:$local_port/opsbot?sslmode=disable"
+  ensure_db 127.0.0.1 "$local_port" || { say "cannot create database opsbot on 127.0.0.1:$local_port (set DATABASE_URL)"; exit 1; }
 elif ! local_cluster; then
   cat >&2 <<'MSG'
 opsbot: no PostgreSQL found. Any one of these will do:

@@ -2,7 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -216,6 +220,15 @@ func TestValidation(t *testing.T) {
 		{"NUL in new title", "PUT", base, `{"title": "a\u0000b"}`, "title"},
 		{"malformed json", "POST", "/api/v1/conversations", `{"title": `, "body"},
 		{"two objects", "PUT", base, `{"title":"a"}{"title":"b"}`, "body"},
+		{"trailing brace", "POST", "/api/v1/conversations", `{"title":"a"}}`, "body"},
+		{"trailing bracket", "PUT", base, `{"title":"a"}]`, "body"},
+		{"second value", "POST", "/api/v1/conversations", `{"title":"a"} 1`, "body"},
+		{"trailing brace on a message", "POST", base + "/messages", `{"content":"hi"}}`, "body"},
+		{"cursor in 5000 BC, before PostgreSQL's range", "GET", "/api/v1/conversations?cursor=" + rawCursor(-219950000000000000), nil, "cursor"},
+		{"cursor at the smallest time", "GET", "/api/v1/conversations?cursor=" + rawCursor(math.MinInt64), nil, "cursor"},
+		{"cursor a second before year 1", "GET", "/api/v1/conversations?cursor=" + rawCursor(-62135596800000000-1), nil, "cursor"},
+		{"cursor after year 9999", "GET", "/api/v1/conversations?cursor=" + rawCursor(253402300800000000), nil, "cursor"},
+		{"cursor at the largest time", "GET", "/api/v1/conversations?cursor=" + rawCursor(math.MaxInt64), nil, "cursor"},
 		{"rename without title", "PUT", base, `{}`, "title"},
 		{"rename empty body", "PUT", base, "", "body"},
 		{"rename null title", "PUT", base, `{"title": null}`, "title"},
@@ -230,6 +243,64 @@ func TestValidation(t *testing.T) {
 				t.Errorf("field: got %q (detail %q), want %q", p.Field, p.Detail, tt.field)
 			}
 		})
+	}
+}
+
+// rawCursor is a conversation cursor made by hand, as a client crafting one
+// would: 8 bytes of big-endian microseconds since 1970, then a 16-byte id.
+func rawCursor(micros int64) string {
+	b := make([]byte, 24)
+	binary.BigEndian.PutUint64(b, uint64(micros))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Cursors a client can craft but that lie inside what the database can
+// compare page normally (here: to nothing), never 5xx.
+func TestCraftedCursorsInRange(t *testing.T) {
+	a := newTestAPI(t)
+	_, tok := mustToken(t, "cursor-user-"+uuid.NewString()[:8], false)
+	var c conversationJSON
+	a.mustDo("POST", "/api/v1/conversations", tok, nil, http.StatusCreated, &c)
+	msgCursor := func(seq uint64) string {
+		b := make([]byte, 8)
+		binary.BigEndian.PutUint64(b, seq)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	for _, path := range []string{
+		"/api/v1/conversations?cursor=" + rawCursor(-62135596800000000), // 0001-01-01T00:00:00Z
+		"/api/v1/conversations?cursor=" + rawCursor(253402300799999999), // 9999-12-31T23:59:59.999999Z
+		"/api/v1/conversations?skip=9223372036854775807",
+		"/api/v1/conversations/" + c.ID.String() + "/messages?cursor=" + msgCursor(1<<63),
+		"/api/v1/conversations/" + c.ID.String() + "/messages?cursor=" + msgCursor(1<<63-1),
+		"/api/v1/conversations/" + c.ID.String() + "/messages?skip=9223372036854775807",
+	} {
+		var out []json.RawMessage
+		a.mustDo("GET", path, tok, nil, http.StatusOK, &out)
+	}
+}
+
+// A title is redacted when it is set through REST, as when the engine
+// derives one from a first message: the listing never shows the secret.
+func TestTitlesAreRedacted(t *testing.T) {
+	a := newTestAPI(t)
+	_, tok := mustToken(t, "title-user-"+uuid.NewString()[:8], false)
+	const secret = "ghp_1A2b3C4d5E6f7G8h9I0j1K2l3M4n5O6p7Q8r"
+	var c conversationJSON
+	a.mustDo("POST", "/api/v1/conversations", tok, map[string]string{"title": "deploy with " + secret}, http.StatusCreated, &c)
+	if c.Title != "deploy with [REDACTED:github-token]" {
+		t.Errorf("created title: got %q, want %q", c.Title, "deploy with [REDACTED:github-token]")
+	}
+	a.mustDo("PUT", "/api/v1/conversations/"+c.ID.String(), tok,
+		map[string]string{"title": "db DATABASE_URL=postgres://app:Sup3rS3cret@db/app"}, http.StatusOK, &c)
+	if want := "db DATABASE_URL=postgres://app:[REDACTED:password]@db/app"; c.Title != want {
+		t.Errorf("renamed title: got %q, want %q", c.Title, want)
+	}
+	var stored string
+	if err := testPool.QueryRow(context.Background(), `SELECT title FROM conversations WHERE id = $1`, c.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, "Sup3rS3cret") || strings.Contains(stored, secret) {
+		t.Errorf("stored title %q holds a secret", stored)
 	}
 }
 

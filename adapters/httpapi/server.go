@@ -186,7 +186,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 // decodeJSON reads a JSON object body into v. Malformed JSON is 422 naming
-// "body"; a wrong type names the field.
+// "body", and so is anything after the object (a stray "}" or "]", a second
+// value): a body means one value, not its first; a wrong type names the
+// field.
 func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
@@ -203,7 +205,13 @@ func decodeJSON(r *http.Request, v any) error {
 			return errInvalid("body", "is not valid JSON")
 		}
 	}
-	if dec.More() {
+	// Decoder.More says false at a stray "}" or "]"; reading on to the end
+	// of the body is the one check that sees every kind of trailing data.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
 		return errInvalid("body", "must hold a single JSON object")
 	}
 	return nil

@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apacops/opsbot/redact"
 )
 
 const usageText = `opsbot — the APAC ops assistant
@@ -84,18 +86,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "opsbot: %v\n", err)
 		return 2
 	}
+	// Log lines and the closing error may quote what a user typed (an
+	// error naming a value, a report): both go through the redactor.
 	e := &env{cfg: cfg, stdin: stdin, stdout: stdout, stderr: stderr,
-		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))}
+		log: slog.New(redact.NewHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}), nil))}
 	if err := cmd(ctx, e, args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		msg := redact.String(err.Error())
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "opsbot %s: %v\n", args[0], err)
+			fmt.Fprintf(stderr, "opsbot %s: %s\n", args[0], msg)
 			return 2
 		}
-		fmt.Fprintf(stderr, "opsbot %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "opsbot %s: %s\n", args[0], msg)
 		return 1
 	}
 	return 0

@@ -75,3 +75,16 @@ func TestBadDatabaseURLNeverPrintsThePassword(t *testing.T) {
 		})
 	}
 }
+
+// The closing error line quotes what the user typed; a secret typed there
+// (here as a user handle) is not echoed back to the terminal or the logs.
+func TestErrorLineIsRedacted(t *testing.T) {
+	const secret = "ghp_1A2b3C4d5E6f7G8h9I0j1K2l3M4n5O6p7Q8r"
+	code, _, errOut := runCmd(t, "", "usage", "report", "--user", secret)
+	if code != 2 {
+		t.Fatalf("usage report for an unknown user: got exit %d, want 2 (stderr %q)", code, errOut)
+	}
+	if strings.Contains(errOut, secret) || !strings.Contains(errOut, "[REDACTED:github-token]") {
+		t.Errorf("stderr %q: want the token replaced by [REDACTED:github-token]", errOut)
+	}
+}
