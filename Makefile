@@ -30,7 +30,8 @@ unit:
 ## (testdata/fuzz/<target>; a failing input is written there too). The time
 ## includes re-running the corpus; FuzzREST's workers each create and migrate a
 ## database first, hence its longer time.
-FUZZ_TARGETS ?= FuzzREST:./adapters/httpapi:20s FuzzParseCursor:./conversations:5s FuzzRedact:./redact:5s
+FUZZ_TARGETS ?= FuzzREST:./adapters/httpapi:20s FuzzParseCursor:./conversations:5s FuzzRedact:./redact:5s \
+	FuzzParseActivity:./adapters/teams:5s FuzzAuthenticate:./adapters/teams:5s
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  name=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; time=$${rest#*:}; \
