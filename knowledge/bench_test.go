@@ -262,3 +262,28 @@ func pgbenchSelectTPS(tb testing.TB) float64 {
 	tb.Logf("pgbench -S -c 2 -j 2 -T 5 (scale 10): %.0f tps", tps)
 	return tps
 }
+
+// BenchmarkSearchSample is one turn's runbook search at the size of the
+// sample runbooks (docs/runbooks, about 60 sections): the evaluation
+// questions in turn, p50 and p95 of one Search.
+func BenchmarkSearchSample(b *testing.B) {
+	ctx := context.Background()
+	ix := mustIndex(b, "testdata/runbooks")
+	qs := loadEval(b)
+	lat := make([]time.Duration, 0, b.N)
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := ix.Search(ctx, qs[i%len(qs)].question, 3); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		i++
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.95), "p95-ms")
+}

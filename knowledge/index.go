@@ -41,6 +41,9 @@ type Index struct {
 	log         *slog.Logger
 	minScore    float64
 	maxFileSize int64
+	vocab       *vocabulary
+	lexemes     lexemeCache
+	stats       statsCache
 }
 
 // Option changes a default of New.
@@ -58,7 +61,8 @@ func WithLogger(l *slog.Logger) Option { return func(ix *Index) { ix.log = l } }
 // New returns an index on a pool (or a transaction); now is the clock used
 // for indexed_at and gap times (time.Now in production).
 func New(db DBTX, now func() time.Time, opts ...Option) *Index {
-	ix := &Index{db: db, now: now, log: slog.Default(), minScore: DefaultMinScore, maxFileSize: DefaultMaxFileSize}
+	ix := &Index{db: db, now: now, log: slog.Default(), minScore: DefaultMinScore, maxFileSize: DefaultMaxFileSize,
+		vocab: mustParseVocabulary(vocabularyFile), stats: statsCache{gen: -1}}
 	for _, o := range opts {
 		o(ix)
 	}
@@ -68,9 +72,15 @@ func New(db DBTX, now func() time.Time, opts ...Option) *Index {
 // MinScore is the score a result needs for its question to count as answered.
 func (ix *Index) MinScore() float64 { return ix.minScore }
 
-// Answered reports whether results (as returned by Search, best first) hold a
-// section good enough to answer from. When it is false the caller should
-// RecordGap.
+// Answered reports whether results (as returned by Search) hold a section
+// good enough to answer from: one whose score reaches MinScore. When it is
+// false the results are only the closest sections (marked LowConfidence)
+// and the caller should RecordGap.
 func (ix *Index) Answered(results []Result) bool {
-	return len(results) > 0 && results[0].Score >= ix.minScore
+	for _, r := range results {
+		if r.Score >= ix.minScore {
+			return true
+		}
+	}
+	return false
 }

@@ -6,45 +6,48 @@ import (
 	"testing"
 )
 
-func TestCandidateWords(t *testing.T) {
+func TestCandidateTerms(t *testing.T) {
 	tests := []struct {
 		name     string
-		words    []wordStat // rarest first, as searchableWords returns them
-		want     []string
+		sections []float64 // rarest first, as analyze returns them
+		want     []int64
 		wantConj bool
 	}{
-		{"small index: every word", []wordStat{{"kafka", 0}, {"lag", 0}, {"consumer", 0}}, []string{"kafka", "lag", "consumer"}, false},
-		{"common words left out", []wordStat{{"ledger-writer", 3}, {"high", 400}, {"kafka", 2100}, {"lag", 2200}}, []string{"ledger-writer", "high"}, false},
-		{"budget reached exactly", []wordStat{{"a1", 500}, {"b2", 500}, {"c3", 600}}, []string{"a1", "b2"}, false},
-		{"every word common: all of them AND-ed", []wordStat{{"restart", 1200}, {"pod", 4000}}, []string{"restart", "pod"}, true},
+		{"small index: every term", []float64{0, 0, 0}, []int64{1, 2, 3}, false},
+		{"common terms left out", []float64{3, 400, 2100, 2200}, []int64{1, 2}, false},
+		{"budget reached exactly", []float64{500, 500, 600}, []int64{1, 2}, false},
+		{"every term common: all of them AND-ed", []float64{1200, 4000}, []int64{1, 2}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, conj := candidateWords(tt.words)
+			terms := make([]searchTerm, len(tt.sections))
+			for i, n := range tt.sections {
+				terms[i].sections = n
+			}
+			got, conj := candidateTerms(terms)
 			if !reflect.DeepEqual(got, tt.want) || conj != tt.wantConj {
-				t.Errorf("candidateWords = %v, %v; want %v, %v", got, conj, tt.want, tt.wantConj)
+				t.Errorf("candidateTerms = %v, %v; want %v, %v", got, conj, tt.want, tt.wantConj)
 			}
 		})
 	}
 }
 
-func TestQueryWords(t *testing.T) {
+func TestTokens(t *testing.T) {
 	tests := []struct {
 		in   string
 		want []string
 	}{
 		{"How do I fix ERR_CONN_RESET on db-sg-01?", []string{"how", "do", "i", "fix", "err_conn_reset", "on", "db-sg-01"}},
-		{"--force 'quoted' (paren) kafka kafka KAFKA", []string{"force", "quoted", "paren", "kafka"}},
+		{"--force 'quoted' (paren) /var 97%", []string{"force", "quoted", "paren", "var", "97"}},
 		{"&|! :* '' \x00", nil},
-		{strings.Repeat("w ", 10) + strings.Repeat("x", 100), []string{"w", strings.Repeat("x", maxTermBytes)}},
+		{"w " + strings.Repeat("x", 100), []string{"w", strings.Repeat("x", maxTermBytes)}},
 	}
 	for _, tt := range tests {
-		if got := queryWords(tt.in); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("queryWords(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := tokens(tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("tokens(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	many := strings.Repeat("a b c d e f g h i j k l m n o p q r s t u v w x y z aa bb cc dd ee ff gg hh ", 2)
-	if got := len(queryWords(many)); got != maxQueryTerms {
-		t.Errorf("queryWords of %d distinct words kept %d, want %d", 34, got, maxQueryTerms)
+	if got := len(tokens(strings.Repeat("word ", 1000))); got != maxQueryTokens {
+		t.Errorf("tokens of 1000 words kept %d, want %d", got, maxQueryTokens)
 	}
 }

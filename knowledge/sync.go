@@ -252,10 +252,11 @@ func (ix *Index) writeDocument(ctx context.Context, rel string, data, sum []byte
 		}
 		rows := make([][]any, len(doc.sections))
 		for i, s := range doc.sections {
-			rows[i] = []any{id, i, s.title, s.path, s.content}
+			sha := sha256.Sum256([]byte(embedText(s.path, s.content)))
+			rows[i] = []any{id, i, s.title, s.path, s.content, sha[:]}
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"knowledge_sections"},
-			[]string{"document_id", "ord", "title", "heading_path", "content"}, pgx.CopyFromRows(rows))
+			[]string{"document_id", "ord", "title", "heading_path", "content", "embed_sha"}, pgx.CopyFromRows(rows))
 		return err
 	})
 	if err != nil {
