@@ -20,9 +20,10 @@ type DB interface {
 
 // Retriever finds runbook sections for a question and remembers the
 // questions it could not answer. *knowledge.Index satisfies it. A nil
-// Retriever means the bot has no runbooks.
+// Retriever means the bot has no runbooks. SearchFor charges whatever the
+// search costs (the question's embedding in hybrid search) to who.
 type Retriever interface {
-	Search(ctx context.Context, query string, limit int) ([]knowledge.Result, error)
+	SearchFor(ctx context.Context, who knowledge.Asker, query string, limit int) ([]knowledge.Result, error)
 	RecordGap(ctx context.Context, question string, userID, conversationID uuid.UUID) error
 }
 

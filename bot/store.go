@@ -20,6 +20,8 @@ type messageMeta struct {
 	PriceVersion string     `json:"price_version"`
 	CachedTokens int        `json:"cached_tokens"`
 	Citations    []Citation `json:"citations"`
+	// LowConfidence: the citations are only the closest sections.
+	LowConfidence bool `json:"low_confidence,omitempty"`
 }
 
 // storedReply returns the reply of a turn already stored under key; ok is
@@ -47,6 +49,7 @@ func storedReply(ctx context.Context, db conversations.DBTX, key string) (r Repl
 	}
 	r.Text = a.Content
 	r.Citations = meta.Citations
+	r.LowConfidence = meta.LowConfidence
 	r.Usage = Usage{Model: meta.Model, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
 		CachedTokens: meta.CachedTokens, TotalTokens: a.TotalTokens, CostMicroUSD: a.CostMicroUSD,
 		Estimated: meta.Estimated, PriceVersion: meta.PriceVersion}

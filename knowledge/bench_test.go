@@ -264,26 +264,42 @@ func pgbenchSelectTPS(tb testing.TB) float64 {
 }
 
 // BenchmarkSearchSample is one turn's runbook search at the size of the
-// sample runbooks (docs/runbooks, about 60 sections): the evaluation
-// questions in turn, p50 and p95 of one Search.
+// sample runbooks (docs/runbooks, about 60 sections), lexical and hybrid
+// (the fake embeddings server of internal/embedtest): the evaluation set's
+// recall@1, recall@3 and MRR, and the p50 and p95 of one Search over its
+// questions in turn.
 func BenchmarkSearchSample(b *testing.B) {
-	ctx := context.Background()
-	ix := mustIndex(b, "testdata/runbooks")
 	qs := loadEval(b)
-	lat := make([]time.Duration, 0, b.N)
-	i := 0
-	for b.Loop() {
-		t0 := time.Now()
-		if _, err := ix.Search(ctx, qs[i%len(qs)].question, 3); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-		i++
+	for _, mode := range []string{"lexical", "hybrid"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			var ix *knowledge.Index
+			if mode == "hybrid" {
+				ix = mustHybridIndex(b, "testdata/runbooks").ix
+			} else {
+				ix = mustIndex(b, "testdata/runbooks")
+			}
+			s := evaluate(b, ix, qs, ix.Search)
+			lat := make([]time.Duration, 0, b.N)
+			i := 0
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := ix.Search(ctx, qs[i%len(qs)].question, 3); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				i++
+			}
+			slices.Sort(lat)
+			pct := func(p float64) float64 {
+				return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.95), "p95-ms")
+			b.ReportMetric(s.recall1, "recall@1")
+			b.ReportMetric(s.recall3, "recall@3")
+			b.ReportMetric(s.mrr, "MRR")
+			b.ReportMetric(s.answered, "answered")
+		})
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.95), "p95-ms")
 }

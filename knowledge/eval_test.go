@@ -6,7 +6,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/apacops/opsbot/adapters/openai"
+	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/knowledge"
 )
 
@@ -126,5 +133,57 @@ func TestEvalLexicalRecall(t *testing.T) {
 	}
 	if s.recall3 < 0.9 {
 		t.Errorf("lexical recall@3 = %.3f, want >= 0.9", s.recall3)
+	}
+}
+
+// hybridIndex is an index with embeddings from the fake embeddings server,
+// through the real OpenAI adapter.
+type hybridIndex struct {
+	ix      *knowledge.Index
+	pool    *pgxpool.Pool
+	fake    *embedtest.Server
+	service uuid.UUID // the user sync-time embedding calls are charged to
+}
+
+// mustHybridIndex makes a hybrid index on a fresh database, synced with
+// dir when it is not empty.
+func mustHybridIndex(tb testing.TB, dir string, opts ...knowledge.Option) hybridIndex {
+	tb.Helper()
+	h := hybridIndex{pool: testdb.New(tb), fake: embedtest.New(tb)}
+	if err := h.pool.QueryRow(context.Background(),
+		`INSERT INTO users (handle) VALUES ('system:runbooks') RETURNING id`).Scan(&h.service); err != nil {
+		tb.Fatal(err)
+	}
+	emb, err := openai.NewEmbedder(openai.Config{BaseURL: h.fake.URL(), MaxRetries: -1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts = append([]knowledge.Option{knowledge.WithEmbeddings(knowledge.Embeddings{
+		Embedder: emb, Model: emb.Model(), ServiceUser: h.service})}, opts...)
+	h.ix = knowledge.New(h.pool, func() time.Time { return fixedNow }, opts...)
+	if dir != "" {
+		st, err := h.ix.Sync(context.Background(), dir, nil)
+		if err != nil || st.EmbedFailed != "" {
+			tb.Fatalf("sync %s: %v %s", dir, err, st.EmbedFailed)
+		}
+	}
+	return h
+}
+
+// Hybrid search over the evaluation set, with the fake embeddings server:
+// fusing the ranking by meaning must not lose what the lexical one finds.
+func TestEvalHybridRecall(t *testing.T) {
+	qs := loadEval(t)
+	h := mustHybridIndex(t, "testdata/runbooks")
+	s := evaluate(t, h.ix, qs, h.ix.Search)
+	t.Logf("hybrid over %d questions: recall@1 %.3f, recall@3 %.3f, MRR %.3f, answered %.3f", len(qs), s.recall1, s.recall3, s.mrr, s.answered)
+	for _, m := range s.misses {
+		t.Logf("missed %s", m)
+	}
+	if s.recall3 < 0.9 {
+		t.Errorf("hybrid recall@3 = %.3f, want >= 0.9", s.recall3)
+	}
+	if n := len(h.fake.Calls()); n < len(qs) {
+		t.Errorf("embedding calls = %d, want at least one a question (%d)", n, len(qs))
 	}
 }

@@ -8,6 +8,7 @@ package knowledge
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,6 +45,9 @@ type Index struct {
 	vocab       *vocabulary
 	lexemes     lexemeCache
 	stats       statsCache
+	emb         *Embeddings // nil: lexical search only
+	vectors     vectorCache
+	unpriced    sync.Once // the warning about an embedding model without a price
 }
 
 // Option changes a default of New.

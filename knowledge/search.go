@@ -23,10 +23,16 @@ type Result struct {
 	// LowConfidence marks a section below the answer bar (MinScore): one
 	// of the closest sections, not one known to answer the question.
 	LowConfidence bool `json:"low_confidence,omitempty"`
+
+	id int64 // knowledge_sections.id
 }
 
 // maxLimit caps the results of one search.
 const maxLimit = 50
+
+// headlineOptions shape a result's snippet: up to two fragments around the
+// matched words, plain text.
+const headlineOptions = `'MaxFragments=2, MaxWords=30, MinWords=12, FragmentDelimiter=" … ", StartSel="", StopSel=""'`
 
 // Candidate bounds. Ranking costs tens of microseconds a section, so a
 // search ranks only the sections that contain the question's selective
@@ -60,8 +66,9 @@ const (
 // a single word. The share is the mean of two: with synonyms, and with
 // the question's own words only, so the section that says "ENOSPC" ranks
 // above the one that only talks about full volumes. ts_headline runs only
-// on the rows returned. The index generation (statsCache) comes with them,
-// alone in a row of nulls when no section matched.
+// on the rows returned, and only when $9 (hybrid search fetches the rows
+// it keeps). The index generation (statsCache) comes with them, alone in a
+// row of nulls when no section matched.
 const rankSQL = `
 WITH terms AS (
     SELECT x.t::tsquery AS t, nullif(x.x, '')::tsquery AS x, x.w, x.i
@@ -87,10 +94,9 @@ WITH terms AS (
     ORDER BY score DESC, c.id
     LIMIT $5
 )
-SELECT st.generation, d.title, s.heading_path, d.path, sc.score,
-       ts_headline('english', s.content, query.q,
-                   'MaxFragments=2, MaxWords=30, MinWords=12, FragmentDelimiter=" … ", StartSel="", StopSel=""'),
-       s.content
+SELECT st.generation, sc.id, d.title, s.heading_path, d.path, sc.score,
+       CASE WHEN $9 THEN ts_headline('english', s.content, query.q, ` + headlineOptions + `) END,
+       CASE WHEN $9 THEN s.content END
 FROM knowledge_state st
 LEFT JOIN (scored sc
            JOIN knowledge_sections s ON s.id = sc.id
@@ -98,29 +104,65 @@ LEFT JOIN (scored sc
            CROSS JOIN query) ON true
 ORDER BY sc.score DESC, sc.id`
 
-// Search returns up to limit sections ranked for query, best first. Any text
-// is accepted: punctuation, tsquery operators, quotes and stop words are
-// never a syntax error; a query with no searchable word returns no results.
+// Search returns up to limit sections ranked for query, best first, as
+// SearchFor with no asker (an embedding call is charged to the service
+// user).
 func (ix *Index) Search(ctx context.Context, query string, limit int) ([]Result, error) {
+	return ix.SearchFor(ctx, Asker{}, query, limit)
+}
+
+// SearchFor returns up to limit sections ranked for query, best first,
+// each marked LowConfidence when below the answer bar. Any text is
+// accepted: punctuation, tsquery operators, quotes and stop words are never
+// a syntax error; a query with no searchable word returns no results.
+//
+// With embeddings (WithEmbeddings) the ranking fuses the lexical one with
+// the sections nearest the question's vector, whose embedding call is
+// charged to who. If that call fails or takes longer than the query
+// timeout, the search is lexical: the caller sees no error.
+func (ix *Index) SearchFor(ctx context.Context, who Asker, query string, limit int) ([]Result, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	limit = min(limit, maxLimit)
 	terms := buildTerms(ix.vocab, query)
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	var out []Result
+	var err error
+	if ix.emb != nil {
+		out, err = ix.hybrid(ctx, who, query, terms, limit)
+	} else {
+		out, _, _, err = ix.lexical(ctx, terms, limit, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ix.mark(out)
+	return out, nil
+}
+
+// lexical ranks the sections by the question's words: the top limit, with
+// their snippets and text when withRows. It returns the ranking query (for
+// snippets of other rows) and the index generation it saw.
+func (ix *Index) lexical(ctx context.Context, terms []term, limit int, withRows bool) ([]Result, string, int64, error) {
 	for attempt := 0; ; attempt++ {
 		st, gen, err := ix.analyze(ctx, terms)
-		if err != nil || len(st) == 0 {
-			return nil, err
-		}
-		out, seen, err := ix.rank(ctx, st, limit)
 		if err != nil {
-			return nil, err
+			return nil, "", 0, err
+		}
+		if len(st) == 0 {
+			return nil, "", gen, nil
+		}
+		out, seen, err := ix.rank(ctx, st, limit, withRows)
+		if err != nil {
+			return nil, "", 0, err
 		}
 		if seen != gen && attempt == 0 {
 			continue // the index changed under the cached counts: again, with fresh ones
 		}
-		ix.mark(out)
-		return out, nil
+		return out, rankQuery(queriesOf(st)), seen, nil
 	}
 }
 
@@ -166,13 +208,22 @@ func candidateTerms(terms []searchTerm) (cands []int64, conjunction bool) {
 // rank runs rankSQL on the candidates of candidateTerms, and returns the
 // index generation it saw. When every term is common and no section has
 // them all, it ranks the sections with the rarest term instead.
-func (ix *Index) rank(ctx context.Context, terms []searchTerm, limit int) ([]Result, int64, error) {
+func (ix *Index) rank(ctx context.Context, terms []searchTerm, limit int, withRows bool) ([]Result, int64, error) {
 	cands, conjunction := candidateTerms(terms)
-	out, gen, err := ix.rankRows(ctx, terms, cands, conjunction, limit)
+	out, gen, err := ix.rankRows(ctx, terms, cands, conjunction, limit, withRows)
 	if err == nil && len(out) == 0 && conjunction {
-		out, gen, err = ix.rankRows(ctx, terms, cands[:1], false, limit)
+		out, gen, err = ix.rankRows(ctx, terms, cands[:1], false, limit, withRows)
 	}
 	return out, gen, err
+}
+
+// queriesOf is the query of each term.
+func queriesOf(terms []searchTerm) []string {
+	out := make([]string, len(terms))
+	for i, t := range terms {
+		out[i] = t.query
+	}
+	return out
 }
 
 // tsqueryOperand matches one operand in a tsquery's text form: a quoted
@@ -196,27 +247,31 @@ func rankQuery(queries []string) string {
 	return strings.Join(ops, " | ")
 }
 
-func (ix *Index) rankRows(ctx context.Context, terms []searchTerm, cands []int64, conjunction bool, limit int) ([]Result, int64, error) {
-	queries := make([]string, len(terms))
+func (ix *Index) rankRows(ctx context.Context, terms []searchTerm, cands []int64, conjunction bool, limit int, withRows bool) ([]Result, int64, error) {
+	queries := queriesOf(terms)
 	exact := make([]string, len(terms))
 	weights := make([]float64, len(terms))
 	for i, t := range terms {
-		queries[i], exact[i], weights[i] = t.query, t.exact, t.weight
+		exact[i], weights[i] = t.exact, t.weight
 	}
-	rows, err := ix.db.Query(ctx, rankSQL, queries, weights, cands, conjunction, limit, candidateCap, rankQuery(queries), exact)
+	rows, err := ix.db.Query(ctx, rankSQL, queries, weights, cands, conjunction, limit, candidateCap, rankQuery(queries), exact, withRows)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search runbooks: %w", err)
 	}
 	var out []Result
 	var gen int64
+	var id *int64
 	var doc, section, path, snippet, content *string
 	var score *float64
-	_, err = pgx.ForEachRow(rows, []any{&gen, &doc, &section, &path, &score, &snippet, &content}, func() error {
-		if doc == nil {
+	_, err = pgx.ForEachRow(rows, []any{&gen, &id, &doc, &section, &path, &score, &snippet, &content}, func() error {
+		if id == nil {
 			return nil // no section matched: the row only carries the generation
 		}
-		out = append(out, Result{Document: *doc, Section: strings.TrimPrefix(*section, *doc+headingSep), Path: *path,
-			Score: *score, Snippet: strings.Join(strings.Fields(*snippet), " "), Content: *content})
+		r := Result{id: *id, Document: *doc, Section: strings.TrimPrefix(*section, *doc+headingSep), Path: *path, Score: *score}
+		if withRows {
+			r.Snippet, r.Content = strings.Join(strings.Fields(*snippet), " "), *content
+		}
+		out = append(out, r)
 		return nil
 	})
 	if err != nil {
