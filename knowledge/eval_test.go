@@ -154,10 +154,7 @@ func mustHybridIndex(tb testing.TB, dir string, opts ...knowledge.Option) hybrid
 		`INSERT INTO users (handle) VALUES ('system:runbooks') RETURNING id`).Scan(&h.service); err != nil {
 		tb.Fatal(err)
 	}
-	emb, err := openai.NewEmbedder(openai.Config{BaseURL: h.fake.URL(), MaxRetries: -1})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	emb := mustEmbedderFor(tb, h.fake)
 	opts = append([]knowledge.Option{knowledge.WithEmbeddings(knowledge.Embeddings{
 		Embedder: emb, Model: emb.Model(), ServiceUser: h.service})}, opts...)
 	h.ix = knowledge.New(h.pool, func() time.Time { return fixedNow }, opts...)
@@ -168,6 +165,17 @@ func mustHybridIndex(tb testing.TB, dir string, opts ...knowledge.Option) hybrid
 		}
 	}
 	return h
+}
+
+// mustEmbedderFor is the OpenAI adapter's embedder on the fake server, not
+// retrying (the fallback tests want one failure to be the answer).
+func mustEmbedderFor(tb testing.TB, fake *embedtest.Server) *openai.Embedder {
+	tb.Helper()
+	emb, err := openai.NewEmbedder(openai.Config{BaseURL: fake.URL(), MaxRetries: -1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return emb
 }
 
 // Hybrid search over the evaluation set, with the fake embeddings server:

@@ -153,7 +153,17 @@ func (ix *Index) lexical(ctx context.Context, terms []term, limit int, withRows 
 			return nil, "", 0, err
 		}
 		if len(st) == 0 {
-			return nil, "", gen, nil
+			// Nothing to rank, maybe by counts cached before a sync that
+			// added the words: check the generation instead.
+			var now int64
+			if err := ix.db.QueryRow(ctx, `SELECT generation FROM knowledge_state`).Scan(&now); err != nil {
+				return nil, "", 0, fmt.Errorf("search runbooks: %w", err)
+			}
+			if now != gen && attempt == 0 {
+				ix.stats.observe(now)
+				continue
+			}
+			return nil, "", now, nil
 		}
 		out, seen, err := ix.rank(ctx, st, limit, withRows)
 		if err != nil {

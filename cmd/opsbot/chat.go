@@ -16,7 +16,6 @@ import (
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/conversations"
-	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
@@ -55,8 +54,12 @@ func runChat(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("user %q: %w", *handle, err)
 	}
+	runbooks, err := newRunbookIndex(ctx, e.cfg, pool, e.log)
+	if err != nil {
+		return err
+	}
 	engine, err := newEngine(e.cfg.Engine, pool, engineDeps{
-		runbooks: knowledge.New(pool, time.Now, knowledge.WithLogger(e.log)),
+		runbooks: runbooks,
 		budgets:  newBudgets(e.cfg.Usage, pool),
 	}, e.log)
 	if err != nil {

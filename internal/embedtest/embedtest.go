@@ -1,6 +1,7 @@
 // Package embedtest is a fake OpenAI embeddings endpoint for tests and
-// benchmarks: POST /v1/embeddings on a local httptest server, in OpenAI's
-// wire format, driven through the real client library.
+// benchmarks: POST /v1/embeddings (or an Azure deployment's .../embeddings)
+// on a local httptest server, in OpenAI's wire format, driven through the
+// real client library.
 //
 // Its vectors are deterministic and mean something: a hashed bag of the
 // text's words (lower case, crudely stemmed, stop words dropped) and of
@@ -29,8 +30,12 @@ const DefaultDimensions = 256
 
 // Call is one request the server answered or refused.
 type Call struct {
+	Path       string // "/v1/embeddings", or an Azure deployment's path
+	Query      string
+	APIKey     string // the Authorization bearer token, or Azure's api-key header
 	Model      string
 	Dimensions int
+	Encoding   string
 	Inputs     []string
 }
 
@@ -76,7 +81,7 @@ func (s *Server) Calls() []Call {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/embeddings" {
+	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/embeddings") {
 		http.Error(w, `{"error":{"message":"not found","type":"invalid_request_error"}}`, http.StatusNotFound)
 		return
 	}
@@ -93,7 +98,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.calls = append(s.calls, Call{Model: req.Model, Dimensions: req.Dimensions, Inputs: req.Input})
+	key := r.Header.Get("Api-Key")
+	if key == "" {
+		key = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	s.calls = append(s.calls, Call{Path: r.URL.Path, Query: r.URL.RawQuery, APIKey: key, Model: req.Model,
+		Dimensions: req.Dimensions, Encoding: req.Encoding, Inputs: req.Input})
 	fail, delay := s.fail, s.delay
 	s.mu.Unlock()
 	if delay > 0 {
