@@ -83,7 +83,9 @@ func (c *lexemeCache) lookup(ctx context.Context, db DBTX, texts []string) (map[
 // as lexeme prefixes over the "C"-collated key); corrects the words ($3,
 // with their lexemes $5 by word number $4) that no section contains
 // against the words of titles and headings by trigram similarity (pg_trgm's
-// % operator over the GIN index; the two most similar are kept); and reads
+// % operator over the GIN index, then at least 0.4: "certifcate" is 0.64
+// from certificate, "leave" 0.375 from leak; the two most similar are
+// kept); and reads
 // the index generation. Rows: kind ('l' lexeme, 'p' prefix, 'f' fix, 'g'
 // generation), key (the lexeme, stem, or word number), the fix, the count.
 const statsSQL = `
@@ -97,7 +99,7 @@ SELECT 'f', w.i::text, c.lexeme, c.sections
 FROM unnest($3::text[]) WITH ORDINALITY AS w(word, i)
 CROSS JOIN LATERAL (
     SELECT k.lexeme, k.sections FROM knowledge_terms k
-    WHERE k.headings > 0 AND k.lexeme % w.word
+    WHERE k.headings > 0 AND k.lexeme % w.word AND similarity(k.lexeme, w.word) >= 0.4
     ORDER BY similarity(k.lexeme, w.word) DESC, k.lexeme
     LIMIT 2) c
 WHERE NOT EXISTS (SELECT 1 FROM unnest($4::int[], $5::text[]) AS l(i, lexeme)
@@ -251,22 +253,29 @@ func (c *statsCache) get(ctx context.Context, db DBTX, lexemes, stems []string, 
 	return out, gen, nil
 }
 
+// analysis is what the index can match of a question.
+type analysis struct {
+	terms     []searchTerm // rarest first
+	unmatched float64      // weight of the question's words no section has
+	gen       int64        // index generation of the counts (statsCache)
+}
+
 // analyze turns the question's terms into what the index can match: each
 // term's tsquery (and the same without vocabulary synonyms) and how many
-// sections it can match, rarest first; and the index generation of the
-// counts (see statsCache).
+// sections it can match.
 //
 // An alternative is its english lexemes AND-ed (the stemmed form) OR its
 // simple ones (exact tokens: host names, codes, flags; only when they
-// differ, since every duplicate costs ranking time), or its english stem as
-// a prefix. An alternative of stop words only is dropped. A phrase counts
-// as its rarest lexeme, a prefix as the sum of the lexemes it covers.
-// Terms without any alternative left are dropped, and so are host names,
-// numbers and codes no section contains. A correctable word no section
-// contains gets the title and heading words most like it as alternatives.
-func (ix *Index) analyze(ctx context.Context, terms []term) ([]searchTerm, int64, error) {
+// differ), or its english stem as a prefix. A phrase counts as its rarest
+// lexeme, a prefix as the sum of the lexemes it covers, and what no section
+// has is left out of the queries, where every operand costs ranking time
+// on every candidate. A correctable word no section contains gets the
+// title and heading words most like it as alternatives. Terms of stop
+// words only are dropped, and so are host names, numbers and codes no
+// section contains; other words no section has only count in the share.
+func (ix *Index) analyze(ctx context.Context, terms []term) (analysis, error) {
 	if len(terms) == 0 {
-		return nil, 0, nil
+		return analysis{}, nil
 	}
 	var texts []string
 	for _, t := range terms {
@@ -276,7 +285,7 @@ func (ix *Index) analyze(ctx context.Context, terms []term) ([]searchTerm, int64
 	}
 	lex, err := ix.lexemes.lookup(ctx, ix.db, texts)
 	if err != nil {
-		return nil, 0, err
+		return analysis{}, err
 	}
 	var allLex, stems, fixWords []string
 	var fixLex [][]string
@@ -296,52 +305,72 @@ func (ix *Index) analyze(ctx context.Context, terms []term) ([]searchTerm, int64
 	}
 	st, gen, err := ix.stats.get(ctx, ix.db, allLex, stems, fixWords, fixLex)
 	if err != nil {
-		return nil, 0, err
+		return analysis{}, err
 	}
 
 	var out []searchTerm
+	var unmatched float64
 	for _, t := range terms {
-		var all, typed []string
-		var sections float64
+		var all, typed, rank []string
+		var sections, typedSections float64
+		words := false // an alternative is more than stop words
 		for _, a := range t.alts {
 			l := lex[a.text]
 			if len(l.english) == 0 {
 				continue // stop words only
 			}
-			var q string
+			words = true
+			var parts []string
 			var c float64
 			if a.prefix {
-				q = andLexemes(l.english, ":*")
 				for _, s := range l.english {
 					c += st.stems[s]
 				}
+				if c > 0 {
+					parts = append(parts, andLexemes(l.english, ":*"))
+					rank = append(rank, operands(l.english, ":*")...)
+				}
 			} else {
-				q = andLexemes(l.english, "")
-				c = rarest(l.english, st.lexemes)
+				if c = rarest(l.english, st.lexemes); c > 0 {
+					parts = append(parts, andLexemes(l.english, ""))
+					rank = append(rank, operands(l.english, "")...)
+				}
 				if !sameSet(l.english, l.simple) && len(l.simple) > 0 {
-					q = q + " | " + andLexemes(l.simple, "")
-					c = max(c, rarest(l.simple, st.lexemes))
+					if cs := rarest(l.simple, st.lexemes); cs > 0 {
+						parts = append(parts, andLexemes(l.simple, ""))
+						c = max(c, cs)
+					}
 				}
 			}
-			all = append(all, "("+q+")")
+			if len(parts) == 0 {
+				continue // no section has it: nothing to match or rank
+			}
+			q := "(" + strings.Join(parts, " | ") + ")"
+			all = append(all, q)
 			if a.typed {
-				typed = append(typed, "("+q+")")
+				typed = append(typed, q)
+				typedSections += c
 			}
 			sections += c
 		}
 		if sections == 0 {
 			for _, f := range st.fixes[t.word] {
-				q := "(" + quoteLexeme(f.lexeme) + ")"
-				all = append(all, q)
-				typed = append(typed, q)
+				// A guess at what was meant: a synonym, not the typed word.
+				all = append(all, "("+quoteLexeme(f.lexeme)+")")
+				rank = append(rank, quoteLexeme(f.lexeme))
 				sections += f.sections
 			}
 		}
-		if len(all) == 0 || (t.specific && sections == 0) {
-			continue
+		switch {
+		case !words && len(all) == 0, t.specific && len(all) == 0:
+			// Stop words, or a host name or code no section has: not
+			// part of the question as far as the runbooks go.
+		case len(all) == 0:
+			unmatched += t.weight // a word no section has still counts in the share
+		default:
+			out = append(out, searchTerm{query: strings.Join(all, " | "), exact: strings.Join(typed, " | "), rank: rank,
+				weight: t.weight, sections: sections, exactSections: typedSections, specific: t.specific})
 		}
-		out = append(out, searchTerm{query: strings.Join(all, " | "), exact: strings.Join(typed, " | "),
-			weight: t.weight, sections: sections, specific: t.specific})
 	}
 	// Rarest first; ties go to the more specific term (host names, codes).
 	sort.SliceStable(out, func(i, j int) bool {
@@ -350,7 +379,7 @@ func (ix *Index) analyze(ctx context.Context, terms []term) ([]searchTerm, int64
 		}
 		return out[i].specific && !out[j].specific
 	})
-	return out, gen, nil
+	return analysis{terms: out, unmatched: unmatched, gen: gen}, nil
 }
 
 // rarest is the count of a phrase: that of its rarest lexeme.
@@ -381,11 +410,16 @@ func sameSet(a, b []string) bool {
 // andLexemes writes lexemes as a tsquery conjunction, each with suffix
 // (":*" for a prefix).
 func andLexemes(lx []string, suffix string) string {
-	parts := make([]string, len(lx))
+	return strings.Join(operands(lx, suffix), " & ")
+}
+
+// operands writes lexemes as tsquery operands, each with suffix.
+func operands(lx []string, suffix string) []string {
+	out := make([]string, len(lx))
 	for i, x := range lx {
-		parts[i] = quoteLexeme(x) + suffix
+		out[i] = quoteLexeme(x) + suffix
 	}
-	return strings.Join(parts, " & ")
+	return out
 }
 
 // quoteLexeme quotes a lexeme for the tsquery input syntax: inside quotes,

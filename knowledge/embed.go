@@ -89,8 +89,9 @@ type Asker struct {
 
 // embed calls the embedder and records the call on the usage ledger, for
 // who (sync: the service user). A call the ledger cannot record is logged
-// and its vectors still used: the spend happened either way.
-func (ix *Index) embed(ctx context.Context, who Asker, texts []string) ([][]float32, error) {
+// and its vectors still used: the spend happened either way. ready, when
+// not nil, gets the vectors before the ledger row is written.
+func (ix *Index) embed(ctx context.Context, who Asker, texts []string, ready func([][]float32)) ([][]float32, error) {
 	res, err := ix.emb.Embedder.Embed(ctx, texts)
 	if err != nil {
 		return nil, err
@@ -102,6 +103,9 @@ func (ix *Index) embed(ctx context.Context, who Asker, texts []string) ([][]floa
 		if !normalize(v) {
 			return nil, fmt.Errorf("embeddings: vector %d is empty or not finite", i)
 		}
+	}
+	if ready != nil {
+		ready(res.Vectors)
 	}
 	if err := ix.recordEmbedding(context.WithoutCancel(ctx), who, texts, res); err != nil {
 		ix.log.ErrorContext(ctx, "embedding call not on the usage ledger", "user_id", who.UserID,
@@ -218,7 +222,7 @@ func (ix *Index) embedSections(ctx context.Context) (int, error) {
 			}
 			return done, nil
 		}
-		vecs, err := ix.embed(ctx, Asker{}, texts)
+		vecs, err := ix.embed(ctx, Asker{}, texts, nil)
 		if err != nil {
 			return done, fmt.Errorf("embed %d runbook sections: %w", len(texts), err)
 		}

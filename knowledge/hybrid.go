@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -31,29 +32,35 @@ WHERE s.id = ANY ($1::bigint[])`
 
 // hybrid ranks by words and by meaning at once: the question's embedding
 // call runs while the lexical ranking does, with its own deadline; without
-// its vector (the provider failed or was slow) the search is lexical.
+// its vector (the provider failed or was slow) the search is lexical. The
+// call's ledger row is written while the results are fetched, and the
+// search returns once it is.
 func (ix *Index) hybrid(ctx context.Context, who Asker, query string, terms []term, limit int) ([]Result, error) {
 	qctx, cancel := context.WithTimeout(ctx, ix.emb.QueryTimeout)
 	defer cancel()
 	var q []float32
-	done := make(chan struct{})
+	ready := make(chan struct{}) // closed when q is set, or will never be
+	done := make(chan struct{})  // closed when the call is over and on the ledger
 	go func() {
 		defer close(done)
-		v, err := ix.embed(qctx, who, []string{query})
+		once := sync.OnceFunc(func() { close(ready) })
+		defer once()
+		_, err := ix.embed(qctx, who, []string{query}, func(v [][]float32) {
+			q = v[0]
+			once()
+		})
 		if err != nil {
 			ix.log.WarnContext(ctx, "question embedding failed; searching runbooks by words only", "error", err)
-			return
 		}
-		q = v[0]
 	}()
+	defer func() { <-done }()
 
 	lex, rq, gen, err := ix.lexical(ctx, terms, fusionDepth, false)
 	if err != nil {
 		cancel()
-		<-done
 		return nil, err
 	}
-	<-done
+	<-ready
 	var near []scoredID
 	if q != nil {
 		snap, err := ix.vectors.get(ctx, ix.db, ix.emb.Embedder.Space(), gen)

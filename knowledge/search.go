@@ -3,7 +3,7 @@ package knowledge
 import (
 	"context"
 	"fmt"
-	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -45,13 +45,19 @@ const (
 	candidateCap    = 2000
 )
 
+// shortlistSize is how many of the candidates, by ts_rank, are scored by
+// ts_rank_cd, whose cost grows with the question's operands.
+const shortlistSize = 100
+
 // rankSQL ranks the candidate sections for the question's terms ($1, as
 // tsquery text, with their weights $2, and $8 the same terms without
-// vocabulary synonyms).
+// vocabulary synonyms; $10 is the weight of the question's words no
+// section has).
 //
-// The question's query ($7) is every distinct operand of its terms OR-ed,
-// so a long natural question matches sections that share some of its
-// words, and a lexeme that several synonyms share counts once. Candidates are the
+// The question's query ($7) is the distinct ranking operands of its terms
+// OR-ed (rankQuery), so a long natural question matches sections that
+// share some of its words, and a lexeme that several synonyms share counts
+// once. Candidates are the
 // sections matching the selective terms ($3), OR-ed, or AND-ed when $4
 // (every term is common).
 //
@@ -74,24 +80,28 @@ WITH terms AS (
     SELECT x.t::tsquery AS t, nullif(x.x, '')::tsquery AS x, x.w, x.i
     FROM unnest($1::text[], $8::text[], $2::float8[]) WITH ORDINALITY AS x(t, x, w, i)
 ), query AS (
-    SELECT $7::tsquery AS q, sum(w) AS total FROM terms
+    SELECT $7::tsquery AS q, sum(w) + $10 AS total FROM terms
 ), cquery AS (
-    SELECT string_agg('(' || t::text || ')', CASE WHEN $4 THEN ' & ' ELSE ' | ' END)::tsquery AS q
-    FROM terms WHERE i = ANY ($3::bigint[])
+    SELECT string_agg('(' || CASE WHEN i = ANY ($3::bigint[]) THEN t ELSE x END::text || ')',
+                      CASE WHEN $4 THEN ' & ' ELSE ' | ' END)::tsquery AS q
+    FROM terms WHERE i = ANY ($3::bigint[]) OR i = ANY ($11::bigint[])
 ), candidates AS (
     SELECT s.id, s.tsv FROM knowledge_sections s
     WHERE s.tsv @@ (SELECT q FROM cquery)
     LIMIT $6
-), shortlist AS (
-    SELECT c.id, c.tsv FROM candidates c, query
+), shortlist AS MATERIALIZED (
+    SELECT c.id FROM candidates c, query
     ORDER BY ts_rank('{0.1, 0.2, 0.4, 1.0}', c.tsv, query.q, 1|32) DESC
-    LIMIT 100
+    LIMIT $12
+), unpacked AS MATERIALIZED (
+    SELECT sh.id, s.tsv || ''::tsvector AS v
+    FROM shortlist sh JOIN knowledge_sections s ON s.id = sh.id
 ), scored AS (
-    SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, query.q, 1|32)
-                 * (SELECT sum(CASE WHEN c.tsv @@ terms.x THEN 2 * w ELSE w END) FROM terms WHERE c.tsv @@ terms.t)
+    SELECT u.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', u.v, query.q, 1|32)
+                 * (SELECT sum(CASE WHEN u.v @@ terms.x THEN 2 * w ELSE w END) FROM terms WHERE u.v @@ terms.t)
                  / (2 * query.total) AS score
-    FROM shortlist c, query
-    ORDER BY score DESC, c.id
+    FROM unpacked u, query
+    ORDER BY score DESC, u.id
     LIMIT $5
 )
 SELECT st.generation, sc.id, d.title, s.heading_path, d.path, sc.score,
@@ -148,31 +158,31 @@ func (ix *Index) SearchFor(ctx context.Context, who Asker, query string, limit i
 // snippets of other rows) and the index generation it saw.
 func (ix *Index) lexical(ctx context.Context, terms []term, limit int, withRows bool) ([]Result, string, int64, error) {
 	for attempt := 0; ; attempt++ {
-		st, gen, err := ix.analyze(ctx, terms)
+		an, err := ix.analyze(ctx, terms)
 		if err != nil {
 			return nil, "", 0, err
 		}
-		if len(st) == 0 {
+		if len(an.terms) == 0 {
 			// Nothing to rank, maybe by counts cached before a sync that
 			// added the words: check the generation instead.
 			var now int64
 			if err := ix.db.QueryRow(ctx, `SELECT generation FROM knowledge_state`).Scan(&now); err != nil {
 				return nil, "", 0, fmt.Errorf("search runbooks: %w", err)
 			}
-			if now != gen && attempt == 0 {
+			if now != an.gen && attempt == 0 {
 				ix.stats.observe(now)
 				continue
 			}
 			return nil, "", now, nil
 		}
-		out, seen, err := ix.rank(ctx, st, limit, withRows)
+		out, seen, err := ix.rank(ctx, an, limit, withRows)
 		if err != nil {
 			return nil, "", 0, err
 		}
-		if seen != gen && attempt == 0 {
+		if seen != an.gen && attempt == 0 {
 			continue // the index changed under the cached counts: again, with fresh ones
 		}
-		return out, rankQuery(queriesOf(st)), seen, nil
+		return out, rankQuery(an.terms), seen, nil
 	}
 }
 
@@ -186,43 +196,99 @@ func (ix *Index) mark(results []Result) {
 // searchTerm is a term the index can match: its tsquery, weight and
 // section count.
 type searchTerm struct {
-	query    string
-	exact    string // query without vocabulary synonyms; "" when none was typed
-	weight   float64
-	sections float64
-	specific bool
+	query string
+	exact string   // query without vocabulary synonyms; "" when none was typed
+	rank  []string // operands the ranking functions score: english lexemes and corrections
+	// exactSections counts the sections exact can match (at most sections).
+	exactSections float64
+	weight        float64
+	sections      float64
+	specific      bool
 }
 
-// candidateTerms picks the terms whose sections get ranked (by position in
-// terms, from 1): the rarest while their matches fit candidateBudget. When
-// even the rarest is too common, all terms are returned to be AND-ed.
-func candidateTerms(terms []searchTerm) (cands []int64, conjunction bool) {
-	var sum float64
+// candidates says which sections get ranked: those matching the full
+// queries of the terms in full, or the typed part (exact query) of those in
+// exact; OR-ed, or AND-ed when conjunction.
+type candidates struct {
+	full, exact []int64 // term numbers, from 1
+	conjunction bool
+}
+
+// candidateTerms picks the candidates: a term's typed words and its
+// synonyms are taken apart, rarest first (ties: host names and codes
+// first), while their matches fit candidateBudget; a term's synonyms join
+// its typed words when they fit too. When even the rarest part is too
+// common, every term is AND-ed. fallback is the rarest part alone, for
+// when the conjunction finds nothing.
+func candidateTerms(terms []searchTerm) (c, fallback candidates) {
+	type part struct {
+		term  int
+		exact bool
+		n     float64
+	}
+	var parts []part
 	for i, t := range terms {
-		if sum+t.sections > candidateBudget && len(cands) > 0 {
+		if t.exact != "" && t.exactSections < t.sections {
+			parts = append(parts, part{i, true, t.exactSections})
+		}
+		parts = append(parts, part{i, false, t.sections})
+	}
+	sort.SliceStable(parts, func(i, j int) bool {
+		if parts[i].n != parts[j].n {
+			return parts[i].n < parts[j].n
+		}
+		return terms[parts[i].term].specific && !terms[parts[j].term].specific
+	})
+	first := parts[0]
+	fallback.full = []int64{int64(first.term + 1)}
+	if first.exact {
+		fallback = candidates{exact: fallback.full}
+	}
+	var sum float64
+	exact := map[int]float64{} // terms taken by their typed words: their count
+	full := map[int]bool{}
+	for _, p := range parts {
+		add := p.n
+		if !p.exact {
+			add -= exact[p.term] // the synonyms join the typed words
+		}
+		if sum+add > candidateBudget && len(exact)+len(full) > 0 {
 			break
 		}
-		sum += t.sections
-		cands = append(cands, int64(i+1))
+		sum += add
+		if p.exact {
+			exact[p.term] = p.n
+		} else {
+			full[p.term] = true
+			delete(exact, p.term)
+		}
 	}
-	if sum <= candidateBudget {
-		return cands, false
+	if sum > candidateBudget {
+		for i := range terms {
+			c.full = append(c.full, int64(i+1))
+		}
+		c.conjunction = true
+		return c, fallback
 	}
-	cands = cands[:0]
 	for i := range terms {
-		cands = append(cands, int64(i+1))
+		switch _, isExact := exact[i]; {
+		case full[i]:
+			c.full = append(c.full, int64(i+1))
+		case isExact:
+			c.exact = append(c.exact, int64(i+1))
+		}
 	}
-	return cands, true
+	return c, fallback
 }
 
 // rank runs rankSQL on the candidates of candidateTerms, and returns the
 // index generation it saw. When every term is common and no section has
-// them all, it ranks the sections with the rarest term instead.
-func (ix *Index) rank(ctx context.Context, terms []searchTerm, limit int, withRows bool) ([]Result, int64, error) {
-	cands, conjunction := candidateTerms(terms)
-	out, gen, err := ix.rankRows(ctx, terms, cands, conjunction, limit, withRows)
-	if err == nil && len(out) == 0 && conjunction {
-		out, gen, err = ix.rankRows(ctx, terms, cands[:1], false, limit, withRows)
+// them all, it ranks the sections with the rarest part instead.
+func (ix *Index) rank(ctx context.Context, an analysis, limit int, withRows bool) ([]Result, int64, error) {
+	cands, fallback := candidateTerms(an.terms)
+	out, gen, err := ix.rankRows(ctx, an, cands, limit, withRows)
+	if err == nil && len(out) == 0 && cands.conjunction {
+		out, gen, err = ix.rankRows(ctx, an, fallback, limit, withRows)
 	}
 	return out, gen, err
 }
@@ -236,18 +302,15 @@ func queriesOf(terms []searchTerm) []string {
 	return out
 }
 
-// tsqueryOperand matches one operand in a tsquery's text form: a quoted
-// lexeme (” and \\ escaped), maybe a prefix.
-var tsqueryOperand = regexp.MustCompile(`'(?:[^'\\]|''|\\.)*'(?::\*)?`)
-
-// rankQuery ORs the distinct operands of the terms' queries: what ts_rank
-// and ts_rank_cd score against, where a lexeme repeated by several
-// alternatives would otherwise count several times.
-func rankQuery(queries []string) string {
+// rankQuery ORs the distinct ranking operands of the terms: what ts_rank
+// and ts_rank_cd score against. Only the english forms: the simple ones
+// add the stop words and the body's unstemmed copy, and ts_rank_cd's cost
+// grows faster than its operands.
+func rankQuery(terms []searchTerm) string {
 	seen := map[string]bool{}
 	var ops []string
-	for _, q := range queries {
-		for _, op := range tsqueryOperand.FindAllString(q, -1) {
+	for _, t := range terms {
+		for _, op := range t.rank {
 			if !seen[op] {
 				seen[op] = true
 				ops = append(ops, op)
@@ -257,14 +320,15 @@ func rankQuery(queries []string) string {
 	return strings.Join(ops, " | ")
 }
 
-func (ix *Index) rankRows(ctx context.Context, terms []searchTerm, cands []int64, conjunction bool, limit int, withRows bool) ([]Result, int64, error) {
-	queries := queriesOf(terms)
-	exact := make([]string, len(terms))
-	weights := make([]float64, len(terms))
-	for i, t := range terms {
+func (ix *Index) rankRows(ctx context.Context, an analysis, cands candidates, limit int, withRows bool) ([]Result, int64, error) {
+	queries := queriesOf(an.terms)
+	exact := make([]string, len(an.terms))
+	weights := make([]float64, len(an.terms))
+	for i, t := range an.terms {
 		exact[i], weights[i] = t.exact, t.weight
 	}
-	rows, err := ix.db.Query(ctx, rankSQL, queries, weights, cands, conjunction, limit, candidateCap, rankQuery(queries), exact, withRows)
+	rows, err := ix.db.Query(ctx, rankSQL, queries, weights, cands.full, cands.conjunction, limit, candidateCap, rankQuery(an.terms), exact,
+		withRows, an.unmatched, cands.exact, shortlistSize)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search runbooks: %w", err)
 	}

@@ -7,26 +7,42 @@ import (
 )
 
 func TestCandidateTerms(t *testing.T) {
+	// Terms as analyze returns them: counts of all alternatives, and of
+	// the typed ones (exact; -1: none typed).
+	type tc struct{ n, exact float64 }
 	tests := []struct {
 		name     string
-		sections []float64 // rarest first, as analyze returns them
-		want     []int64
-		wantConj bool
+		terms    []tc
+		want     candidates
+		fallback candidates
 	}{
-		{"small index: every term", []float64{0, 0, 0}, []int64{1, 2, 3}, false},
-		{"common terms left out", []float64{3, 400, 2100, 2200}, []int64{1, 2}, false},
-		{"budget reached exactly", []float64{500, 500, 600}, []int64{1, 2}, false},
-		{"every term common: all of them AND-ed", []float64{1200, 4000}, []int64{1, 2}, true},
+		{"small index: every term in full", []tc{{0, -1}, {3, 1}, {5, 5}},
+			candidates{full: []int64{1, 2, 3}}, candidates{full: []int64{1}}},
+		{"common terms left out", []tc{{3, 3}, {400, 400}, {2100, 2100}, {2200, 2200}},
+			candidates{full: []int64{1, 2}}, candidates{full: []int64{1}}},
+		{"budget reached exactly", []tc{{500, 500}, {500, 500}, {600, 600}},
+			candidates{full: []int64{1, 2}}, candidates{full: []int64{1}}},
+		// A vocabulary term whose typed word is rare but whose synonyms are
+		// common: the typed word only, while the synonyms do not fit.
+		{"typed word without its common synonyms", []tc{{900, 2}, {300, 300}},
+			candidates{full: []int64{2}, exact: []int64{1}}, candidates{exact: []int64{1}}},
+		{"synonyms join when they fit", []tc{{40, 2}, {300, 300}},
+			candidates{full: []int64{1, 2}}, candidates{exact: []int64{1}}},
+		{"every part common: all terms AND-ed", []tc{{1200, 1100}, {4000, 4000}},
+			candidates{full: []int64{1, 2}, conjunction: true}, candidates{exact: []int64{1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			terms := make([]searchTerm, len(tt.sections))
-			for i, n := range tt.sections {
-				terms[i].sections = n
+			terms := make([]searchTerm, len(tt.terms))
+			for i, c := range tt.terms {
+				terms[i].sections = c.n
+				if c.exact >= 0 {
+					terms[i].exact, terms[i].exactSections = "q", c.exact
+				}
 			}
-			got, conj := candidateTerms(terms)
-			if !reflect.DeepEqual(got, tt.want) || conj != tt.wantConj {
-				t.Errorf("candidateTerms = %v, %v; want %v, %v", got, conj, tt.want, tt.wantConj)
+			got, fallback := candidateTerms(terms)
+			if !reflect.DeepEqual(got, tt.want) || !reflect.DeepEqual(fallback, tt.fallback) {
+				t.Errorf("candidateTerms = %+v, fallback %+v; want %+v, %+v", got, fallback, tt.want, tt.fallback)
 			}
 		})
 	}
