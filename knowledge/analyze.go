@@ -19,96 +19,11 @@ type lexemes struct {
 	simple  []string
 }
 
-// lexemeCacheSize bounds the lexeme cache; when it is full it starts over.
-const lexemeCacheSize = 8192
-
-// lexemeCache remembers the lexemes of words and phrases already seen, so
-// a search asks PostgreSQL's parser and dictionaries only about new ones:
-// the configs never change while the server runs, and the vocabulary and
-// the words people use repeat.
-type lexemeCache struct {
-	mu sync.Mutex
-	m  map[string]lexemes
-}
-
-// lexemesSQL is how the cache learns new texts.
-const lexemesSQL = `
-SELECT t, tsvector_to_array(to_tsvector('english', t)), tsvector_to_array(to_tsvector('simple', t))
-FROM unnest($1::text[]) AS t`
-
-// lookup returns the lexemes of every text, asking the database for those
-// not cached.
-func (c *lexemeCache) lookup(ctx context.Context, db DBTX, texts []string) (map[string]lexemes, error) {
-	out := make(map[string]lexemes, len(texts))
-	var missing []string
-	c.mu.Lock()
-	for _, t := range texts {
-		if l, ok := c.m[t]; ok {
-			out[t] = l
-		} else if _, dup := out[t]; !dup {
-			out[t] = lexemes{}
-			missing = append(missing, t)
-		}
-	}
-	c.mu.Unlock()
-	if len(missing) == 0 {
-		return out, nil
-	}
-	rows, err := db.Query(ctx, lexemesSQL, missing)
-	if err != nil {
-		return nil, fmt.Errorf("search runbooks: %w", err)
-	}
-	var t string
-	var l lexemes
-	_, err = pgx.ForEachRow(rows, []any{&t, &l.english, &l.simple}, func() error {
-		out[t] = l
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("search runbooks: %w", err)
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m)+len(missing) > lexemeCacheSize {
-		c.m = make(map[string]lexemes, lexemeCacheSize)
-	}
-	for _, t := range missing {
-		c.m[t] = out[t]
-	}
-	c.mu.Unlock()
-	return out, nil
-}
-
-// statsSQL counts, from knowledge_terms (kept exact by triggers), the
-// sections containing each lexeme ($1) and each prefix ($2: stems, matched
-// as lexeme prefixes over the "C"-collated key); corrects the words ($3,
-// with their lexemes $5 by word number $4) that no section contains
-// against the words of titles and headings by trigram similarity (pg_trgm's
-// % operator over the GIN index, then at least 0.4: "certifcate" is 0.64
-// from certificate, "leave" 0.375 from leak; the two most similar are
-// kept); and reads
-// the index generation. Rows: kind ('l' lexeme, 'p' prefix, 'f' fix, 'g'
-// generation), key (the lexeme, stem, or word number), the fix, the count.
-const statsSQL = `
-SELECT 'l', k.lexeme, '', k.sections FROM knowledge_terms k WHERE k.lexeme = ANY (($1::text[]) COLLATE "C")
-UNION ALL
-SELECT 'p', p.stem, '', (SELECT coalesce(sum(k.sections), 0) FROM knowledge_terms k
-                         WHERE k.lexeme >= p.stem COLLATE "C" AND k.lexeme < (p.stem || chr(1114111)) COLLATE "C")
-FROM unnest($2::text[]) AS p(stem)
-UNION ALL
-SELECT 'f', w.i::text, c.lexeme, c.sections
-FROM unnest($3::text[]) WITH ORDINALITY AS w(word, i)
-CROSS JOIN LATERAL (
-    SELECT k.lexeme, k.sections FROM knowledge_terms k
-    WHERE k.headings > 0 AND k.lexeme % w.word AND similarity(k.lexeme, w.word) >= 0.4
-    ORDER BY similarity(k.lexeme, w.word) DESC, k.lexeme
-    LIMIT 2) c
-WHERE NOT EXISTS (SELECT 1 FROM unnest($4::int[], $5::text[]) AS l(i, lexeme)
-                  JOIN knowledge_terms k ON k.lexeme = l.lexeme COLLATE "C" WHERE l.i = w.i)
-UNION ALL
-SELECT 'g', '', '', generation FROM knowledge_state`
-
-// statsCacheSize bounds the cached counts; when full, the cache starts over.
-const statsCacheSize = 65536
+// Cache bounds: when full, a cache starts over.
+const (
+	lexemeCacheSize = 8192
+	statsCacheSize  = 65536
+)
 
 // correction is a title or heading lexeme offered for a misspelt word.
 type correction struct {
@@ -128,18 +43,25 @@ func newStats() stats {
 	return stats{lexemes: map[string]float64{}, stems: map[string]float64{}, fixes: map[string][]correction{}}
 }
 
-// statsCache keeps stats for one index generation: they change only when
-// sections do, and then the generation changes. Every search reads the
-// generation with its results; one that finds a newer generation than its
-// stats empties the cache and runs again, so no search ranks with stale
-// counts, on any replica.
+// statsCache remembers what analyze learnt from the database, so that a
+// question whose words were seen before costs no query before its ranking:
+//
+//   - the lexemes of words and phrases: the text search configs never
+//     change while the server runs, and the vocabulary and the words people
+//     use repeat;
+//   - the counts, for one index generation: they change only when sections
+//     do, and then the generation changes. Every search reads the
+//     generation with its results; one that finds a newer generation than
+//     its counts empties the cache and runs again, so no search ranks with
+//     stale counts, on any replica.
 type statsCache struct {
 	mu  sync.Mutex
-	gen int64 // -1: nothing cached
+	lex map[string]lexemes
+	gen int64 // of the counts; -1: none cached
 	stats
 }
 
-// observe records the generation a search saw; a new one drops the cache.
+// observe records the generation a search saw; a new one drops the counts.
 func (c *statsCache) observe(gen int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -148,64 +70,147 @@ func (c *statsCache) observe(gen int64) {
 	}
 }
 
-// get returns the stats of the given keys, from the cache and from the
-// database for those not cached (then cached), and the generation they
-// belong to: -1 when they may mix two.
-func (c *statsCache) get(ctx context.Context, db DBTX, lexemes, stems []string, fixWords []string, fixLexemes [][]string) (stats, int64, error) {
+// statsSQL learns, in one round trip, what the cache lacks: the lexemes of
+// new texts ($6; $7 says which are also matched as prefixes); from
+// knowledge_terms (kept exact by triggers), the sections containing each
+// lexeme (those of $1 and of the new texts) and each prefix (the stems of
+// $2 and of the new prefix texts, matched over the "C"-collated key); the
+// corrections of the words ($3; their lexemes $5 by word number $4, or
+// those of the new texts) that no section contains, by trigram similarity
+// to the words of titles and headings (pg_trgm's % operator over the GIN
+// index, then at least 0.4: "certifcate" is 0.64 from certificate, "leave"
+// 0.375 from leak; the two most similar are kept); and the index
+// generation. Rows: kind ('n' new text, 'l' lexeme, 'p' prefix, 'f' fix,
+// 'g' generation), key (text, lexeme, stem, or word number), the fix, the
+// count, the new text's english and simple lexemes.
+const statsSQL = `
+WITH new AS MATERIALIZED (
+    SELECT n.t, n.prefix, tsvector_to_array(to_tsvector('english', n.t)) AS en,
+           tsvector_to_array(to_tsvector('simple', n.t)) AS si
+    FROM unnest($6::text[], $7::bool[]) AS n(t, prefix)
+), lx AS (
+    SELECT x AS lexeme FROM unnest($1::text[]) AS x
+    UNION SELECT x FROM new, unnest(new.en || new.si) AS x
+), st AS (
+    SELECT x AS stem FROM unnest($2::text[]) AS x
+    UNION SELECT x FROM new, unnest(new.en) AS x WHERE new.prefix
+), fw AS (
+    SELECT w.i, w.word, l.lexeme
+    FROM unnest($3::text[]) WITH ORDINALITY AS w(word, i)
+    JOIN unnest($4::int[], $5::text[]) AS l(i, lexeme) ON l.i = w.i
+    UNION ALL
+    SELECT w.i, w.word, x
+    FROM unnest($3::text[]) WITH ORDINALITY AS w(word, i)
+    JOIN new ON new.t = w.word AND cardinality(new.en) > 0, unnest(new.en || new.si) AS x
+)
+SELECT 'n', t, '', 0::bigint, en, si FROM new
+UNION ALL
+SELECT 'l', k.lexeme, '', k.sections, NULL, NULL FROM lx JOIN knowledge_terms k ON k.lexeme = lx.lexeme COLLATE "C"
+UNION ALL
+SELECT 'p', st.stem, '', (SELECT coalesce(sum(k.sections), 0) FROM knowledge_terms k
+                          WHERE k.lexeme >= st.stem COLLATE "C" AND k.lexeme < (st.stem || chr(1114111)) COLLATE "C"),
+       NULL, NULL
+FROM st
+UNION ALL
+SELECT 'f', w.i::text, c.lexeme, c.sections, NULL, NULL
+FROM (SELECT DISTINCT i, word FROM fw) AS w
+CROSS JOIN LATERAL (
+    SELECT k.lexeme, k.sections FROM knowledge_terms k
+    WHERE k.headings > 0 AND k.lexeme % w.word AND similarity(k.lexeme, w.word) >= 0.4
+    ORDER BY similarity(k.lexeme, w.word) DESC, k.lexeme
+    LIMIT 2) c
+WHERE NOT EXISTS (SELECT 1 FROM fw JOIN knowledge_terms k ON k.lexeme = fw.lexeme COLLATE "C" WHERE fw.i = w.i)
+UNION ALL
+SELECT 'g', '', '', generation, NULL, NULL FROM knowledge_state`
+
+// get returns the lexemes of texts (prefix: matched as a prefix too) and
+// the counts analyze needs for them and for the correctable words, from
+// the cache and, for what it lacks, from the database (then cached); and
+// the generation of the counts: -1 when they may mix two.
+func (c *statsCache) get(ctx context.Context, db DBTX, texts []string, prefix map[string]bool, fixWords []string) (map[string]lexemes, stats, int64, error) {
+	lex := make(map[string]lexemes, len(texts))
 	out := newStats()
+	var newTexts []string
+	var newPrefix []bool
+	c.mu.Lock()
+	for _, t := range texts {
+		if _, seen := lex[t]; seen {
+			continue
+		}
+		l, ok := c.lex[t]
+		lex[t] = l
+		if !ok {
+			newTexts = append(newTexts, t)
+			newPrefix = append(newPrefix, prefix[t])
+		}
+	}
+	// What the cache lacks of the known texts' counts.
+	cachedGen, cached := c.gen, 0
 	var needLex, needStems, needWords, needFixLex []string
 	var needFixWord []int32
-	c.mu.Lock()
-	cachedGen, cached := c.gen, 0
-	for _, x := range lexemes {
-		if n, ok := c.lexemes[x]; ok {
-			out.lexemes[x] = n
-			cached++
-		} else {
-			needLex = append(needLex, x)
+	for t, l := range lex {
+		if _, known := c.lex[t]; !known {
+			continue
+		}
+		for _, x := range append(append([]string(nil), l.english...), l.simple...) {
+			if n, ok := c.lexemes[x]; ok {
+				out.lexemes[x] = n
+				cached++
+			} else {
+				needLex = append(needLex, x)
+			}
+		}
+		if !prefix[t] {
+			continue
+		}
+		for _, x := range l.english {
+			if n, ok := c.stems[x]; ok {
+				out.stems[x] = n
+				cached++
+			} else {
+				needStems = append(needStems, x)
+			}
 		}
 	}
-	for _, x := range stems {
-		if n, ok := c.stems[x]; ok {
-			out.stems[x] = n
-			cached++
-		} else {
-			needStems = append(needStems, x)
+	for _, w := range fixWords {
+		l, known := c.lex[w]
+		if known && len(l.english) == 0 {
+			continue // stop words: nothing to correct
 		}
-	}
-	for i, w := range fixWords {
-		if f, ok := c.fixes[w]; ok {
+		if f, ok := c.fixes[w]; ok && known {
 			out.fixes[w] = f
 			cached++
 			continue
 		}
 		needWords = append(needWords, w)
-		for _, x := range fixLexemes[i] {
-			needFixWord = append(needFixWord, int32(len(needWords)))
-			needFixLex = append(needFixLex, x)
+		if known {
+			for _, x := range append(append([]string(nil), l.english...), l.simple...) {
+				needFixWord = append(needFixWord, int32(len(needWords)))
+				needFixLex = append(needFixLex, x)
+			}
 		}
 	}
 	c.mu.Unlock()
-	if len(needLex)+len(needStems)+len(needWords) == 0 {
-		return out, cachedGen, nil
+	if len(newTexts)+len(needLex)+len(needStems)+len(needWords) == 0 {
+		return lex, out, cachedGen, nil
 	}
 
-	fetched := newStats()
-	for _, x := range needLex {
-		fetched.lexemes[x] = 0 // a lexeme no section has is not returned
+	rows, err := db.Query(ctx, statsSQL, needLex, needStems, needWords, needFixWord, needFixLex, newTexts, newPrefix)
+	if err != nil {
+		return nil, out, 0, fmt.Errorf("search runbooks: %w", err)
 	}
+	fetched := newStats()
 	for _, w := range needWords {
 		fetched.fixes[w] = nil
-	}
-	rows, err := db.Query(ctx, statsSQL, needLex, needStems, needWords, needFixWord, needFixLex)
-	if err != nil {
-		return out, 0, fmt.Errorf("search runbooks: %w", err)
 	}
 	gen := int64(-1)
 	var kind, key, fix string
 	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&kind, &key, &fix, &n}, func() error {
+	var en, si []string
+	_, err = pgx.ForEachRow(rows, []any{&kind, &key, &fix, &n, &en, &si}, func() error {
 		switch kind {
+		case "n":
+			lex[key] = lexemes{english: en, simple: si}
 		case "l":
 			fetched.lexemes[key] = float64(n)
 		case "p":
@@ -223,34 +228,55 @@ func (c *statsCache) get(ctx context.Context, db DBTX, lexemes, stems []string, 
 		return nil
 	})
 	if err != nil {
-		return out, 0, fmt.Errorf("search runbooks: %w", err)
+		return nil, out, 0, fmt.Errorf("search runbooks: %w", err)
 	}
+	// Lexemes no section has are not returned: they count 0.
+	for _, x := range needLex {
+		if _, ok := fetched.lexemes[x]; !ok {
+			fetched.lexemes[x] = 0
+		}
+	}
+	for _, t := range newTexts {
+		l := lex[t]
+		for _, x := range append(append([]string(nil), l.english...), l.simple...) {
+			if _, ok := fetched.lexemes[x]; !ok {
+				fetched.lexemes[x] = 0
+			}
+		}
+	}
+
 	c.observe(gen)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cache := c.gen == gen
+	if c.lex == nil || len(c.lex)+len(newTexts) > lexemeCacheSize {
+		c.lex = make(map[string]lexemes, lexemeCacheSize)
+	}
+	for _, t := range newTexts {
+		c.lex[t] = lex[t]
+	}
+	keep := c.gen == gen
 	for k, v := range fetched.lexemes {
 		out.lexemes[k] = v
-		if cache {
+		if keep {
 			c.lexemes[k] = v
 		}
 	}
 	for k, v := range fetched.stems {
 		out.stems[k] = v
-		if cache {
+		if keep {
 			c.stems[k] = v
 		}
 	}
 	for k, v := range fetched.fixes {
 		out.fixes[k] = v
-		if cache {
+		if keep {
 			c.fixes[k] = v
 		}
 	}
 	if cached > 0 && gen != cachedGen {
-		return out, -1, nil
+		return lex, out, -1, nil
 	}
-	return out, gen, nil
+	return lex, out, gen, nil
 }
 
 // analysis is what the index can match of a question.
@@ -277,33 +303,18 @@ func (ix *Index) analyze(ctx context.Context, terms []term) (analysis, error) {
 	if len(terms) == 0 {
 		return analysis{}, nil
 	}
-	var texts []string
+	var texts, fixWords []string
+	prefix := map[string]bool{}
 	for _, t := range terms {
 		for _, a := range t.alts {
 			texts = append(texts, a.text)
+			prefix[a.text] = prefix[a.text] || a.prefix
 		}
-	}
-	lex, err := ix.lexemes.lookup(ctx, ix.db, texts)
-	if err != nil {
-		return analysis{}, err
-	}
-	var allLex, stems, fixWords []string
-	var fixLex [][]string
-	for _, t := range terms {
-		for _, a := range t.alts {
-			l := lex[a.text]
-			if a.prefix {
-				stems = append(stems, l.english...)
-			} else {
-				allLex = append(append(allLex, l.english...), l.simple...)
-			}
-		}
-		if l := lex[t.word]; t.fixable && len(l.english) > 0 {
+		if t.fixable {
 			fixWords = append(fixWords, t.word)
-			fixLex = append(fixLex, append(append([]string(nil), l.english...), l.simple...))
 		}
 	}
-	st, gen, err := ix.stats.get(ctx, ix.db, allLex, stems, fixWords, fixLex)
+	lex, st, gen, err := ix.stats.get(ctx, ix.db, texts, prefix, fixWords)
 	if err != nil {
 		return analysis{}, err
 	}

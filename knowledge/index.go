@@ -43,7 +43,6 @@ type Index struct {
 	minScore    float64
 	maxFileSize int64
 	vocab       *vocabulary
-	lexemes     lexemeCache
 	stats       statsCache
 	emb         *Embeddings // nil: lexical search only
 	vectors     vectorCache
