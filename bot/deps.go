@@ -27,12 +27,11 @@ type Retriever interface {
 	RecordGap(ctx context.Context, question string, userID, conversationID uuid.UUID) error
 }
 
-// answerJudge is implemented by retrievers that know when their best hit is
+// answerJudge is implemented by retrievers that know when their hits are
 // good enough to count as an answer (*knowledge.Index does); otherwise any
-// hit counts. MinScore is that bar.
+// hit counts.
 type answerJudge interface {
 	Answered(results []knowledge.Result) bool
-	MinScore() float64
 }
 
 // Budget bounds spend. Admit is asked before the model is called and refuses

@@ -103,7 +103,6 @@ func TestRespondQuotesNearMissWithoutModel(t *testing.T) {
 type weakRetriever struct{ fakeRetriever }
 
 func (w *weakRetriever) Answered([]knowledge.Result) bool { return false }
-func (w *weakRetriever) MinScore() float64                { return 0.2 }
 
 // When no section reaches the answer bar, the closest sections are still
 // cited, marked as such (in the reply, its stored metadata and, with a
