@@ -19,11 +19,9 @@ type lexemes struct {
 	simple  []string
 }
 
-// Cache bounds: when full, a cache starts over.
-const (
-	lexemeCacheSize = 8192
-	statsCacheSize  = 65536
-)
+// lexemeCacheSize bounds the lexemes remembered; when full, they start
+// over.
+const lexemeCacheSize = 8192
 
 // correction is a title or heading lexeme offered for a misspelt word.
 type correction struct {
@@ -31,179 +29,205 @@ type correction struct {
 	sections float64
 }
 
-// stats are the counts analyze needs: sections per lexeme and per prefix,
-// and the corrections of words no section contains.
-type stats struct {
-	lexemes map[string]float64
-	stems   map[string]float64
-	fixes   map[string][]correction
+// termCounts is knowledge_terms at one index generation, in memory: the
+// lexemes in byte order (the "C" collation of the table's key), the
+// sections containing each, and the corrections found for misspelt words.
+type termCounts struct {
+	gen      int64
+	lexemes  []string
+	sections []float64
+	cum      []float64 // cum[i] is the sum of sections[:i]
+	fixes    map[string][]correction
 }
 
-func newStats() stats {
-	return stats{lexemes: map[string]float64{}, stems: map[string]float64{}, fixes: map[string][]correction{}}
+// count is the number of sections containing lexeme x.
+func (c *termCounts) count(x string) float64 {
+	i := sort.SearchStrings(c.lexemes, x)
+	if i < len(c.lexemes) && c.lexemes[i] == x {
+		return c.sections[i]
+	}
+	return 0
 }
 
-// statsCache remembers what analyze learnt from the database, so that a
-// question whose words were seen before costs no query before its ranking:
+// prefixCount is the sum of the counts of the lexemes starting with p.
+func (c *termCounts) prefixCount(p string) float64 {
+	lo := sort.SearchStrings(c.lexemes, p)
+	n := sort.Search(len(c.lexemes)-lo, func(j int) bool { return !strings.HasPrefix(c.lexemes[lo+j], p) })
+	return c.cum[lo+n] - c.cum[lo]
+}
+
+// statsCache remembers what analyze learns from the database, so that a
+// question costs no query before its ranking in the usual case:
 //
-//   - the lexemes of words and phrases: the text search configs never
+//   - the lexemes of words and phrases seen: the text search configs never
 //     change while the server runs, and the vocabulary and the words people
 //     use repeat;
-//   - the counts, for one index generation: they change only when sections
-//     do, and then the generation changes. Every search reads the
-//     generation with its results; one that finds a newer generation than
-//     its counts empties the cache and runs again, so no search ranks with
-//     stale counts, on any replica.
+//   - knowledge_terms, whole, for one index generation (a few MB for 50k
+//     sections, read in tens of milliseconds once after each sync). Every
+//     search reads the generation with its results; one that finds a newer
+//     generation than its counts drops them and runs again, so no search
+//     ranks with stale counts, on any replica.
 type statsCache struct {
-	mu  sync.Mutex
-	lex map[string]lexemes
-	gen int64 // of the counts; -1: none cached
-	stats
+	mu      sync.Mutex
+	lex     map[string]lexemes
+	counts  *termCounts // nil: to be read
+	loading sync.Mutex  // one reader of knowledge_terms at a time
 }
 
 // observe records the generation a search saw; a new one drops the counts.
 func (c *statsCache) observe(gen int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.lexemes == nil || len(c.lexemes)+len(c.stems)+len(c.fixes) > statsCacheSize {
-		c.gen, c.stats = gen, newStats()
+	if c.counts != nil && c.counts.gen != gen {
+		c.counts = nil
 	}
 }
 
-// statsSQL learns, in one round trip, what the cache lacks: the lexemes of
-// new texts ($6; $7 says which are also matched as prefixes); from
-// knowledge_terms (kept exact by triggers), the sections containing each
-// lexeme (those of $1 and of the new texts) and each prefix (the stems of
-// $2 and of the new prefix texts, matched over the "C"-collated key); the
-// corrections of the words ($3; their lexemes $5 by word number $4, or
-// those of the new texts) that no section contains, by trigram similarity
-// to the words of titles and headings (pg_trgm's % operator over the GIN
-// index, then at least 0.4: "certifcate" is 0.64 from certificate, "leave"
-// 0.375 from leak; the two most similar are kept); and the index
-// generation. Rows: kind ('n' new text, 'l' lexeme, 'p' prefix, 'f' fix,
-// 'g' generation), key (text, lexeme, stem, or word number), the fix, the
-// count, the new text's english and simple lexemes.
-const statsSQL = `
+// termsSQL reads knowledge_terms and, in the same snapshot, its generation.
+const termsSQL = `
+SELECT (SELECT generation FROM knowledge_state), lexeme, sections
+FROM knowledge_terms ORDER BY lexeme`
+
+// termCounts returns the counts, reading them when they are not cached.
+func (c *statsCache) termCounts(ctx context.Context, db DBTX) (*termCounts, error) {
+	c.mu.Lock()
+	tc := c.counts
+	c.mu.Unlock()
+	if tc != nil {
+		return tc, nil
+	}
+	c.loading.Lock()
+	defer c.loading.Unlock()
+	c.mu.Lock()
+	tc = c.counts
+	c.mu.Unlock()
+	if tc != nil {
+		return tc, nil // read by the search this one waited for
+	}
+	rows, err := db.Query(ctx, termsSQL)
+	if err != nil {
+		return nil, fmt.Errorf("search runbooks: read term counts: %w", err)
+	}
+	tc = &termCounts{gen: -1, cum: []float64{0}, fixes: map[string][]correction{}}
+	var gen int64
+	var x string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&gen, &x, &n}, func() error {
+		tc.gen = gen
+		tc.lexemes = append(tc.lexemes, x)
+		tc.sections = append(tc.sections, float64(n))
+		tc.cum = append(tc.cum, tc.cum[len(tc.cum)-1]+float64(n))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search runbooks: read term counts: %w", err)
+	}
+	if tc.gen < 0 { // no lexeme at all: the generation alone
+		if err := db.QueryRow(ctx, `SELECT generation FROM knowledge_state`).Scan(&tc.gen); err != nil {
+			return nil, fmt.Errorf("search runbooks: %w", err)
+		}
+	}
+	c.mu.Lock()
+	c.counts = tc
+	c.mu.Unlock()
+	return tc, nil
+}
+
+// lookupSQL learns, in one round trip, the lexemes of new texts ($1) and
+// the corrections of words ($2) that no section contains: known so from
+// the counts ($3 true), or, for new texts, checked here against
+// knowledge_terms. Corrections are by trigram similarity to the words of
+// titles and headings (pg_trgm's % operator over the GIN index, then at
+// least 0.4: "certifcate" is 0.64 from certificate, "leave" 0.375 from
+// leak); the two most similar are kept. Rows: kind ('n' new text, 'f'
+// fix), key (the text, or the word's number), the fix and its count, the
+// new text's english and simple lexemes.
+const lookupSQL = `
 WITH new AS MATERIALIZED (
-    SELECT n.t, n.prefix, tsvector_to_array(to_tsvector('english', n.t)) AS en,
-           tsvector_to_array(to_tsvector('simple', n.t)) AS si
-    FROM unnest($6::text[], $7::bool[]) AS n(t, prefix)
-), lx AS (
-    SELECT x AS lexeme FROM unnest($1::text[]) AS x
-    UNION SELECT x FROM new, unnest(new.en || new.si) AS x
-), st AS (
-    SELECT x AS stem FROM unnest($2::text[]) AS x
-    UNION SELECT x FROM new, unnest(new.en) AS x WHERE new.prefix
+    SELECT t, tsvector_to_array(to_tsvector('english', t)) AS en, tsvector_to_array(to_tsvector('simple', t)) AS si
+    FROM unnest($1::text[]) AS t
 ), fw AS (
-    SELECT w.i, w.word, l.lexeme
-    FROM unnest($3::text[]) WITH ORDINALITY AS w(word, i)
-    JOIN unnest($4::int[], $5::text[]) AS l(i, lexeme) ON l.i = w.i
-    UNION ALL
-    SELECT w.i, w.word, x
-    FROM unnest($3::text[]) WITH ORDINALITY AS w(word, i)
-    JOIN new ON new.t = w.word AND cardinality(new.en) > 0, unnest(new.en || new.si) AS x
+    SELECT w.i, w.word FROM unnest($2::text[], $3::bool[]) WITH ORDINALITY AS w(word, absent, i)
+    WHERE w.absent OR EXISTS (
+        SELECT 1 FROM new WHERE new.t = w.word AND cardinality(new.en) > 0
+        AND NOT EXISTS (SELECT 1 FROM unnest(new.en || new.si) AS x JOIN knowledge_terms k ON k.lexeme = x COLLATE "C"))
 )
 SELECT 'n', t, '', 0::bigint, en, si FROM new
 UNION ALL
-SELECT 'l', k.lexeme, '', k.sections, NULL, NULL FROM lx JOIN knowledge_terms k ON k.lexeme = lx.lexeme COLLATE "C"
-UNION ALL
-SELECT 'p', st.stem, '', (SELECT coalesce(sum(k.sections), 0) FROM knowledge_terms k
-                          WHERE k.lexeme >= st.stem COLLATE "C" AND k.lexeme < (st.stem || chr(1114111)) COLLATE "C"),
-       NULL, NULL
-FROM st
-UNION ALL
-SELECT 'f', w.i::text, c.lexeme, c.sections, NULL, NULL
-FROM (SELECT DISTINCT i, word FROM fw) AS w
-CROSS JOIN LATERAL (
+SELECT 'f', fw.i::text, c.lexeme, c.sections, NULL, NULL
+FROM fw CROSS JOIN LATERAL (
     SELECT k.lexeme, k.sections FROM knowledge_terms k
-    WHERE k.headings > 0 AND k.lexeme % w.word AND similarity(k.lexeme, w.word) >= 0.4
-    ORDER BY similarity(k.lexeme, w.word) DESC, k.lexeme
-    LIMIT 2) c
-WHERE NOT EXISTS (SELECT 1 FROM fw JOIN knowledge_terms k ON k.lexeme = fw.lexeme COLLATE "C" WHERE fw.i = w.i)
-UNION ALL
-SELECT 'g', '', '', generation, NULL, NULL FROM knowledge_state`
+    WHERE k.headings > 0 AND k.lexeme % fw.word AND similarity(k.lexeme, fw.word) >= 0.4
+    ORDER BY similarity(k.lexeme, fw.word) DESC, k.lexeme
+    LIMIT 2) c`
 
-// get returns the lexemes of texts (prefix: matched as a prefix too) and
-// the counts analyze needs for them and for the correctable words, from
-// the cache and, for what it lacks, from the database (then cached); and
-// the generation of the counts: -1 when they may mix two.
-func (c *statsCache) get(ctx context.Context, db DBTX, texts []string, prefix map[string]bool, fixWords []string) (map[string]lexemes, stats, int64, error) {
+// digitsOnly reports whether t is a number, whose lexemes are itself under
+// both configs: no query needed to learn them.
+func digitsOnly(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if t[i] < '0' || t[i] > '9' {
+			return false
+		}
+	}
+	return t != ""
+}
+
+// lookup returns the lexemes of texts and the corrections of the words of
+// fixWords that no section contains (by tc), from the cache and, for what
+// it lacks, from the database in one round trip (then cached).
+func (c *statsCache) lookup(ctx context.Context, db DBTX, tc *termCounts, texts, fixWords []string) (map[string]lexemes, map[string][]correction, error) {
 	lex := make(map[string]lexemes, len(texts))
-	out := newStats()
 	var newTexts []string
-	var newPrefix []bool
 	c.mu.Lock()
 	for _, t := range texts {
 		if _, seen := lex[t]; seen {
 			continue
 		}
-		l, ok := c.lex[t]
-		lex[t] = l
-		if !ok {
+		switch l, ok := c.lex[t]; {
+		case ok:
+			lex[t] = l
+		case digitsOnly(t):
+			lex[t] = lexemes{english: []string{t}, simple: []string{t}}
+		default:
+			lex[t] = lexemes{}
 			newTexts = append(newTexts, t)
-			newPrefix = append(newPrefix, prefix[t])
-		}
-	}
-	// What the cache lacks of the known texts' counts.
-	cachedGen, cached := c.gen, 0
-	var needLex, needStems, needWords, needFixLex []string
-	var needFixWord []int32
-	for t, l := range lex {
-		if _, known := c.lex[t]; !known {
-			continue
-		}
-		for _, x := range append(append([]string(nil), l.english...), l.simple...) {
-			if n, ok := c.lexemes[x]; ok {
-				out.lexemes[x] = n
-				cached++
-			} else {
-				needLex = append(needLex, x)
-			}
-		}
-		if !prefix[t] {
-			continue
-		}
-		for _, x := range l.english {
-			if n, ok := c.stems[x]; ok {
-				out.stems[x] = n
-				cached++
-			} else {
-				needStems = append(needStems, x)
-			}
-		}
-	}
-	for _, w := range fixWords {
-		l, known := c.lex[w]
-		if known && len(l.english) == 0 {
-			continue // stop words: nothing to correct
-		}
-		if f, ok := c.fixes[w]; ok && known {
-			out.fixes[w] = f
-			cached++
-			continue
-		}
-		needWords = append(needWords, w)
-		if known {
-			for _, x := range append(append([]string(nil), l.english...), l.simple...) {
-				needFixWord = append(needFixWord, int32(len(needWords)))
-				needFixLex = append(needFixLex, x)
-			}
 		}
 	}
 	c.mu.Unlock()
-	if len(newTexts)+len(needLex)+len(needStems)+len(needWords) == 0 {
-		return lex, out, cachedGen, nil
+
+	fixes := map[string][]correction{}
+	var askWords []string
+	var absent []bool
+	isNew := map[string]bool{}
+	for _, t := range newTexts {
+		isNew[t] = true
+	}
+	c.mu.Lock()
+	for _, w := range fixWords {
+		if f, ok := tc.fixes[w]; ok {
+			fixes[w] = f
+			continue
+		}
+		if isNew[w] {
+			askWords, absent = append(askWords, w), append(absent, false)
+			continue
+		}
+		l := lex[w]
+		if len(l.english) == 0 || !allAbsent(tc, l) {
+			continue // stop words, or a word some section has
+		}
+		askWords, absent = append(askWords, w), append(absent, true)
+	}
+	c.mu.Unlock()
+	if len(newTexts)+len(askWords) == 0 {
+		return lex, fixes, nil
 	}
 
-	rows, err := db.Query(ctx, statsSQL, needLex, needStems, needWords, needFixWord, needFixLex, newTexts, newPrefix)
+	rows, err := db.Query(ctx, lookupSQL, newTexts, askWords, absent)
 	if err != nil {
-		return nil, out, 0, fmt.Errorf("search runbooks: %w", err)
+		return nil, nil, fmt.Errorf("search runbooks: %w", err)
 	}
-	fetched := newStats()
-	for _, w := range needWords {
-		fetched.fixes[w] = nil
-	}
-	gen := int64(-1)
+	found := map[string][]correction{}
 	var kind, key, fix string
 	var n int64
 	var en, si []string
@@ -211,41 +235,19 @@ func (c *statsCache) get(ctx context.Context, db DBTX, texts []string, prefix ma
 		switch kind {
 		case "n":
 			lex[key] = lexemes{english: en, simple: si}
-		case "l":
-			fetched.lexemes[key] = float64(n)
-		case "p":
-			fetched.stems[key] = float64(n)
 		case "f":
 			i, err := strconv.Atoi(key)
-			if err != nil || i < 1 || i > len(needWords) {
+			if err != nil || i < 1 || i > len(askWords) {
 				return fmt.Errorf("correction for word %q", key)
 			}
-			w := needWords[i-1]
-			fetched.fixes[w] = append(fetched.fixes[w], correction{lexeme: fix, sections: float64(n)})
-		case "g":
-			gen = n
+			w := askWords[i-1]
+			found[w] = append(found[w], correction{lexeme: fix, sections: float64(n)})
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, out, 0, fmt.Errorf("search runbooks: %w", err)
+		return nil, nil, fmt.Errorf("search runbooks: %w", err)
 	}
-	// Lexemes no section has are not returned: they count 0.
-	for _, x := range needLex {
-		if _, ok := fetched.lexemes[x]; !ok {
-			fetched.lexemes[x] = 0
-		}
-	}
-	for _, t := range newTexts {
-		l := lex[t]
-		for _, x := range append(append([]string(nil), l.english...), l.simple...) {
-			if _, ok := fetched.lexemes[x]; !ok {
-				fetched.lexemes[x] = 0
-			}
-		}
-	}
-
-	c.observe(gen)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lex == nil || len(c.lex)+len(newTexts) > lexemeCacheSize {
@@ -254,29 +256,21 @@ func (c *statsCache) get(ctx context.Context, db DBTX, texts []string, prefix ma
 	for _, t := range newTexts {
 		c.lex[t] = lex[t]
 	}
-	keep := c.gen == gen
-	for k, v := range fetched.lexemes {
-		out.lexemes[k] = v
-		if keep {
-			c.lexemes[k] = v
+	for _, w := range askWords {
+		fixes[w] = found[w]
+		tc.fixes[w] = found[w] // nil too: no correction, asked once
+	}
+	return lex, fixes, nil
+}
+
+// allAbsent reports whether no lexeme of l is in the counts.
+func allAbsent(tc *termCounts, l lexemes) bool {
+	for _, x := range append(append([]string(nil), l.english...), l.simple...) {
+		if tc.count(x) > 0 {
+			return false
 		}
 	}
-	for k, v := range fetched.stems {
-		out.stems[k] = v
-		if keep {
-			c.stems[k] = v
-		}
-	}
-	for k, v := range fetched.fixes {
-		out.fixes[k] = v
-		if keep {
-			c.fixes[k] = v
-		}
-	}
-	if cached > 0 && gen != cachedGen {
-		return lex, out, -1, nil
-	}
-	return lex, out, gen, nil
+	return true
 }
 
 // analysis is what the index can match of a question.
@@ -314,7 +308,11 @@ func (ix *Index) analyze(ctx context.Context, terms []term) (analysis, error) {
 			fixWords = append(fixWords, t.word)
 		}
 	}
-	lex, st, gen, err := ix.stats.get(ctx, ix.db, texts, prefix, fixWords)
+	tc, err := ix.stats.termCounts(ctx, ix.db)
+	if err != nil {
+		return analysis{}, err
+	}
+	lex, fixes, err := ix.stats.lookup(ctx, ix.db, tc, texts, fixWords)
 	if err != nil {
 		return analysis{}, err
 	}
@@ -335,19 +333,19 @@ func (ix *Index) analyze(ctx context.Context, terms []term) (analysis, error) {
 			var c float64
 			if a.prefix {
 				for _, s := range l.english {
-					c += st.stems[s]
+					c += tc.prefixCount(s)
 				}
 				if c > 0 {
 					parts = append(parts, andLexemes(l.english, ":*"))
 					rank = append(rank, operands(l.english, ":*")...)
 				}
 			} else {
-				if c = rarest(l.english, st.lexemes); c > 0 {
+				if c = rarest(l.english, tc); c > 0 {
 					parts = append(parts, andLexemes(l.english, ""))
 					rank = append(rank, operands(l.english, "")...)
 				}
 				if !sameSet(l.english, l.simple) && len(l.simple) > 0 {
-					if cs := rarest(l.simple, st.lexemes); cs > 0 {
+					if cs := rarest(l.simple, tc); cs > 0 {
 						parts = append(parts, andLexemes(l.simple, ""))
 						c = max(c, cs)
 					}
@@ -365,7 +363,7 @@ func (ix *Index) analyze(ctx context.Context, terms []term) (analysis, error) {
 			sections += c
 		}
 		if sections == 0 {
-			for _, f := range st.fixes[t.word] {
+			for _, f := range fixes[t.word] {
 				// A guess at what was meant: a synonym, not the typed word.
 				all = append(all, "("+quoteLexeme(f.lexeme)+")")
 				rank = append(rank, quoteLexeme(f.lexeme))
@@ -390,14 +388,14 @@ func (ix *Index) analyze(ctx context.Context, terms []term) (analysis, error) {
 		}
 		return out[i].specific && !out[j].specific
 	})
-	return analysis{terms: out, unmatched: unmatched, gen: gen}, nil
+	return analysis{terms: out, unmatched: unmatched, gen: tc.gen}, nil
 }
 
 // rarest is the count of a phrase: that of its rarest lexeme.
-func rarest(lx []string, counts map[string]float64) float64 {
-	c := counts[lx[0]]
+func rarest(lx []string, tc *termCounts) float64 {
+	c := tc.count(lx[0])
 	for _, x := range lx[1:] {
-		c = min(c, counts[x])
+		c = min(c, tc.count(x))
 	}
 	return c
 }

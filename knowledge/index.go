@@ -65,7 +65,7 @@ func WithLogger(l *slog.Logger) Option { return func(ix *Index) { ix.log = l } }
 // for indexed_at and gap times (time.Now in production).
 func New(db DBTX, now func() time.Time, opts ...Option) *Index {
 	ix := &Index{db: db, now: now, log: slog.Default(), minScore: DefaultMinScore, maxFileSize: DefaultMaxFileSize,
-		vocab: mustParseVocabulary(vocabularyFile), stats: statsCache{gen: -1}}
+		vocab: mustParseVocabulary(vocabularyFile)}
 	for _, o := range opts {
 		o(ix)
 	}

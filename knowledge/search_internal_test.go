@@ -67,3 +67,28 @@ func TestTokens(t *testing.T) {
 		t.Errorf("tokens of 1000 words kept %d, want %d", got, maxQueryTokens)
 	}
 }
+
+func TestTermCounts(t *testing.T) {
+	tc := &termCounts{lexemes: []string{"crash", "crashloop", "crashloopbackoff", "crashlooping", "disk"}, cum: []float64{0}}
+	for _, n := range []float64{5, 1, 3, 2, 7} {
+		tc.sections = append(tc.sections, n)
+		tc.cum = append(tc.cum, tc.cum[len(tc.cum)-1]+n)
+	}
+	tests := []struct {
+		x             string
+		count, prefix float64
+	}{
+		{"crash", 5, 5 + 1 + 3 + 2},
+		{"crashloop", 1, 1 + 3 + 2},
+		{"crashloopb", 0, 3},
+		{"disk", 7, 7},
+		{"cr", 0, 5 + 1 + 3 + 2},
+		{"a", 0, 0},
+		{"zebra", 0, 0},
+	}
+	for _, tt := range tests {
+		if c, p := tc.count(tt.x), tc.prefixCount(tt.x); c != tt.count || p != tt.prefix {
+			t.Errorf("%q: count %v, prefix %v; want %v, %v", tt.x, c, p, tt.count, tt.prefix)
+		}
+	}
+}
