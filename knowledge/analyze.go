@@ -298,11 +298,9 @@ func (ix *Index) analyze(ctx context.Context, terms []term) (analysis, error) {
 		return analysis{}, nil
 	}
 	var texts, fixWords []string
-	prefix := map[string]bool{}
 	for _, t := range terms {
 		for _, a := range t.alts {
 			texts = append(texts, a.text)
-			prefix[a.text] = prefix[a.text] || a.prefix
 		}
 		if t.fixable {
 			fixWords = append(fixWords, t.word)

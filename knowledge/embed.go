@@ -3,6 +3,7 @@ package knowledge
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -32,7 +33,7 @@ type Embedding struct {
 	// configured one (Embeddings.Model).
 	Model string
 	// PromptTokens is the provider's count; 0 when it reported none, and
-	// then the tokens are estimated (about 4 bytes a token).
+	// then the tokens are estimated (about 4 characters a token).
 	PromptTokens int
 }
 
@@ -58,7 +59,8 @@ type Embeddings struct {
 	Model  string
 	Prices *usage.Prices // default usage.BuiltinPrices()
 	// ServiceUser is charged for the calls no person asked for: Sync, and
-	// a search with no Asker.
+	// a search with no Asker. Without it those calls are not made (Sync
+	// reports why in EmbedFailed; such a search is lexical).
 	ServiceUser uuid.UUID
 	// QueryTimeout bounds the question's embedding (default
 	// DefaultQueryTimeout).
@@ -87,11 +89,21 @@ type Asker struct {
 	ConversationID uuid.UUID
 }
 
+// errNoPayer refuses an embedding call nobody could be charged for.
+var errNoPayer = errors.New("embeddings: no user to charge (Embeddings.ServiceUser is not set)")
+
 // embed calls the embedder and records the call on the usage ledger, for
-// who (sync: the service user). A call the ledger cannot record is logged
-// and its vectors still used: the spend happened either way. ready, when
-// not nil, gets the vectors before the ledger row is written.
+// who (no asker: the service user; a call nobody can be charged for is not
+// made). A call the ledger cannot record is logged and its vectors still
+// used: the spend happened either way. ready, when not nil, gets the
+// vectors before the ledger row is written.
 func (ix *Index) embed(ctx context.Context, who Asker, texts []string, ready func([][]float32)) ([][]float32, error) {
+	if who.UserID == uuid.Nil {
+		who.UserID = ix.emb.ServiceUser
+	}
+	if who.UserID == uuid.Nil {
+		return nil, errNoPayer
+	}
 	res, err := ix.emb.Embedder.Embed(ctx, texts)
 	if err != nil {
 		return nil, err
@@ -116,10 +128,6 @@ func (ix *Index) embed(ctx context.Context, who Asker, texts []string, ready fun
 
 // recordEmbedding writes the ledger row of one embedding call.
 func (ix *Index) recordEmbedding(ctx context.Context, who Asker, texts []string, res Embedding) error {
-	user := who.UserID
-	if user == uuid.Nil {
-		user = ix.emb.ServiceUser
-	}
 	model := res.Model
 	if model == "" {
 		model = ix.emb.Model
@@ -140,7 +148,7 @@ func (ix *Index) recordEmbedding(ctx context.Context, who Asker, texts []string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return usage.Record(ctx, ix.db, usage.Event{UserID: user, ConversationID: who.ConversationID, Source: UsageSource,
+	return usage.Record(ctx, ix.db, usage.Event{UserID: who.UserID, ConversationID: who.ConversationID, Source: UsageSource,
 		Model: model, PromptTokens: tokens, CostMicroUSD: cost, PriceVersion: ix.emb.Prices.Version,
 		Estimated: estimated, OccurredAt: ix.now()})
 }

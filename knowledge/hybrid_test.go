@@ -246,3 +246,25 @@ func TestSearchSeesAnotherReplicasSync(t *testing.T) {
 		}
 	}
 }
+
+// An embedding call nobody could be charged for is not made: Sync without a
+// service user says so, and a search without an asker is lexical.
+func TestEmbeddingsNeedSomeoneToCharge(t *testing.T) {
+	ctx := context.Background()
+	h := mustHybridIndex(t, "")
+	emb := mustEmbedderFor(t, h.fake)
+	ix := knowledge.New(h.pool, func() time.Time { return fixedNow }, knowledge.WithEmbeddings(knowledge.Embeddings{Embedder: emb}))
+	st, err := ix.Sync(ctx, "testdata/runbooks", nil)
+	if err != nil || !strings.Contains(st.EmbedFailed, "no user to charge") {
+		t.Fatalf("Sync = %+v, %v; want the embedding refused for want of a user", st, err)
+	}
+	if res, err := ix.Search(ctx, "patroni no leader", 1); err != nil || len(res) != 1 || res[0].Path != "database-failover.md" {
+		t.Errorf("Search = %+v, %v; want the lexical result", res, err)
+	}
+	if n := len(h.fake.Calls()); n != 0 {
+		t.Errorf("embedding calls = %d, want none", n)
+	}
+	if rows := ledgerRows(t, h); len(rows) != 0 {
+		t.Errorf("ledger = %+v, want nothing", rows)
+	}
+}

@@ -1,8 +1,9 @@
 // Package knowledge holds the team's runbooks as searchable sections: it
 // indexes a directory of Markdown and plain-text files into PostgreSQL (one
 // row per heading, full-text searchable with both stemmed and exact tokens),
-// answers searches with ranked, citable sections, and records the questions
-// the runbooks could not answer for a weekly gap report.
+// answers searches with ranked, citable sections (by the words of an ops
+// vocabulary, and with embeddings also by meaning), and records the
+// questions the runbooks could not answer for a weekly gap report.
 package knowledge
 
 import (

@@ -36,10 +36,10 @@ const headlineOptions = `'MaxFragments=2, MaxWords=30, MinWords=12, FragmentDeli
 
 // Candidate bounds. Ranking costs tens of microseconds a section, so a
 // search ranks only the sections that contain the question's selective
-// terms: terms are taken rarest first while their matches stay within
-// candidateBudget, and at most candidateCap sections are ranked whatever
-// the counts say. On a small index every term is selective and every
-// matching section is ranked.
+// terms (candidateTerms): terms are taken rarest first while their matches
+// stay within candidateBudget, and at most candidateCap sections are ranked
+// whatever the counts say. On a small index every term is selective and
+// every matching section is ranked.
 const (
 	candidateBudget = 1000
 	candidateCap    = 2000
@@ -57,13 +57,16 @@ const shortlistSize = 100
 // The question's query ($7) is the distinct ranking operands of its terms
 // OR-ed (rankQuery), so a long natural question matches sections that
 // share some of its words, and a lexeme that several synonyms share counts
-// once. Candidates are the
-// sections matching the selective terms ($3), OR-ed, or AND-ed when $4
-// (every term is common).
+// once. Candidates are the sections matching the selective terms
+// (candidateTerms: $3 in full, $11 by their typed words only), OR-ed, or
+// AND-ed when $4 (every term is common).
 //
-// The candidates are shortlisted to 100 by ts_rank, which is cheap, and
+// The candidates are shortlisted to $12 by ts_rank, which is cheap, and
 // scored by ts_rank_cd (cover density: query words close together count
-// more), which is about five times dearer a row and ranks better. Both
+// more), which is dearer a row and ranks better (it tells a question's
+// topic from words it shares by chance). The shortlist's tsvectors are
+// unpacked once: every function call on a compressed one decompresses it
+// again. Both
 // weight title (A) > heading path (B) > body (C, D). The score is
 // ts_rank_cd divided by 1 + log(section length) (flag 1) so long sections
 // do not win by bulk, squashed into [0, 1) (flag 32), times the section's
