@@ -63,9 +63,9 @@ func (ix *Index) hybrid(ctx context.Context, who Asker, query string, terms []te
 	<-ready
 	var near []scoredID
 	if q != nil {
-		snap, err := ix.vectors.get(ctx, ix.db, ix.emb.Embedder.Space(), gen)
+		snap, err := ix.vectors.get(qctx, ix.db, ix.emb.Embedder.Space(), gen)
 		if err != nil {
-			ix.log.WarnContext(ctx, "section vectors unavailable; searching runbooks by words only", "error", err)
+			ix.log.WarnContext(ctx, "section vectors not loaded; searching runbooks by words only", "error", err)
 		}
 		near = snap.nearest(q, fusionDepth)
 	}

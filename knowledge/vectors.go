@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,14 +24,25 @@ type vectorSnapshot struct {
 }
 
 // vectorCache holds the snapshot searches use. A search that finds it
-// stale (another space, an older generation) reloads it, one search at a
-// time; the others meanwhile use the stale one, whose sections that are
-// gone simply drop out when their rows are fetched.
+// stale (another space, an older generation) starts a reload, one at a
+// time, and waits for it up to reloadWait: at the sample size a load takes
+// a millisecond; over 50k sections it takes seconds, and meanwhile
+// searches go on with the stale snapshot (its sections that are gone drop
+// out when their rows are fetched, new ones are found by words only) or,
+// with none, rank by words only.
 type vectorCache struct {
 	mu      sync.Mutex
 	snap    *vectorSnapshot
-	loading sync.Mutex
+	loading chan struct{} // closed when the reload in progress ends; nil: none
+	lastErr error         // of the last reload
 }
+
+// reloadWait is how long a search waits for fresh vectors.
+const reloadWait = 50 * time.Millisecond
+
+// vectorLoadTimeout bounds a reload, which runs on after the search that
+// started it has returned.
+const vectorLoadTimeout = 2 * time.Minute
 
 // loadVectorsSQL reads a space's section vectors and, in the same
 // snapshot, the generation they belong to.
@@ -40,29 +52,58 @@ FROM knowledge_sections s
 JOIN knowledge_embeddings e ON e.space = $1 AND e.sha = s.embed_sha
 ORDER BY s.id`
 
-// get returns the vectors of space at generation gen or later, or a stale
-// snapshot (possibly nil) while another search loads them.
+// get returns the vectors of space at generation gen or later when they
+// are loaded; else it starts their reload and waits for it up to
+// reloadWait (or ctx), then returns what there is: fresh vectors, the
+// stale ones of space, or nil with the error of a failed reload.
 func (c *vectorCache) get(ctx context.Context, db DBTX, space string, gen int64) (*vectorSnapshot, error) {
-	current := func() *vectorSnapshot {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.snap
-	}
-	fresh := func(s *vectorSnapshot) bool { return s != nil && s.space == space && s.gen >= gen }
-	s := current()
-	if fresh(s) {
+	c.mu.Lock()
+	if s := c.snap; s != nil && s.space == space && s.gen >= gen {
+		c.mu.Unlock()
 		return s, nil
 	}
-	if !c.loading.TryLock() {
-		if s != nil && s.space != space {
-			s = nil
-		}
-		return s, nil
+	if c.loading == nil {
+		done := make(chan struct{})
+		c.loading = done
+		go c.reload(db, space, gen, done)
 	}
-	defer c.loading.Unlock()
-	if s = current(); fresh(s) {
-		return s, nil
+	loading := c.loading
+	c.mu.Unlock()
+
+	t := time.NewTimer(reloadWait)
+	defer t.Stop()
+	select {
+	case <-loading:
+	case <-t.C:
+	case <-ctx.Done():
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.snap
+	if s != nil && s.space != space {
+		s = nil
+	}
+	return s, c.lastErr
+}
+
+// reload reads the vectors of space and makes them the snapshot. It has
+// its own deadline: the search that started it may be over long before.
+func (c *vectorCache) reload(db DBTX, space string, gen int64, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), vectorLoadTimeout)
+	defer cancel()
+	n, err := loadVectors(ctx, db, space, gen)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.snap = n
+	}
+	c.lastErr = err
+	c.loading = nil
+	close(done)
+}
+
+// loadVectors runs loadVectorsSQL.
+func loadVectors(ctx context.Context, db DBTX, space string, gen int64) (*vectorSnapshot, error) {
 	rows, err := db.Query(ctx, loadVectorsSQL, space)
 	if err != nil {
 		return nil, fmt.Errorf("load section vectors: %w", err)
@@ -84,9 +125,6 @@ func (c *vectorCache) get(ctx context.Context, db DBTX, space string, gen int64)
 	if err != nil {
 		return nil, fmt.Errorf("load section vectors: %w", err)
 	}
-	c.mu.Lock()
-	c.snap = n
-	c.mu.Unlock()
 	return n, nil
 }
 
