@@ -96,7 +96,8 @@ var errNoPayer = errors.New("embeddings: no user to charge (Embeddings.ServiceUs
 // who (no asker: the service user; a call nobody can be charged for is not
 // made). A call the ledger cannot record is logged and its vectors still
 // used: the spend happened either way. ready, when not nil, gets the
-// vectors before the ledger row is written.
+// vectors before the ledger row is written, and then that row is committed
+// without waiting for its WAL flush (see recordEmbedding).
 func (ix *Index) embed(ctx context.Context, who Asker, texts []string, ready func([][]float32)) ([][]float32, error) {
 	if who.UserID == uuid.Nil {
 		who.UserID = ix.emb.ServiceUser
@@ -119,15 +120,20 @@ func (ix *Index) embed(ctx context.Context, who Asker, texts []string, ready fun
 	if ready != nil {
 		ready(res.Vectors)
 	}
-	if err := ix.recordEmbedding(context.WithoutCancel(ctx), who, texts, res); err != nil {
+	if err := ix.recordEmbedding(context.WithoutCancel(ctx), who, texts, res, ready != nil); err != nil {
 		ix.log.ErrorContext(ctx, "embedding call not on the usage ledger", "user_id", who.UserID,
 			"tokens", res.PromptTokens, "error", err)
 	}
 	return res.Vectors, nil
 }
 
-// recordEmbedding writes the ledger row of one embedding call.
-func (ix *Index) recordEmbedding(ctx context.Context, who Asker, texts []string, res Embedding) error {
+// recordEmbedding writes the ledger row of one embedding call. For a
+// question's call (lazy) the commit does not wait for the WAL flush, which
+// under load costs more than the rest of a search: the turn's own
+// transaction commits moments later, synchronously, and WAL is flushed in
+// order, so once the turn is stored so is this row; only a crash before
+// then can lose it.
+func (ix *Index) recordEmbedding(ctx context.Context, who Asker, texts []string, res Embedding, lazy bool) error {
 	model := res.Model
 	if model == "" {
 		model = ix.emb.Model
@@ -148,9 +154,18 @@ func (ix *Index) recordEmbedding(ctx context.Context, who Asker, texts []string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return usage.Record(ctx, ix.db, usage.Event{UserID: who.UserID, ConversationID: who.ConversationID, Source: UsageSource,
+	ev := usage.Event{UserID: who.UserID, ConversationID: who.ConversationID, Source: UsageSource,
 		Model: model, PromptTokens: tokens, CostMicroUSD: cost, PriceVersion: ix.emb.Prices.Version,
-		Estimated: estimated, OccurredAt: ix.now()})
+		Estimated: estimated, OccurredAt: ix.now()}
+	if !lazy {
+		return usage.Record(ctx, ix.db, ev)
+	}
+	return pgx.BeginFunc(ctx, ix.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return fmt.Errorf("record usage: %w", err)
+		}
+		return usage.Record(ctx, tx, ev)
+	})
 }
 
 // normalize scales v to unit length in place, so a dot product is the
