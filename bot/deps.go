@@ -20,18 +20,18 @@ type DB interface {
 
 // Retriever finds runbook sections for a question and remembers the
 // questions it could not answer. *knowledge.Index satisfies it. A nil
-// Retriever means the bot has no runbooks.
+// Retriever means the bot has no runbooks. SearchFor charges whatever the
+// search costs (the question's embedding in hybrid search) to who.
 type Retriever interface {
-	Search(ctx context.Context, query string, limit int) ([]knowledge.Result, error)
+	SearchFor(ctx context.Context, who knowledge.Asker, query string, limit int) ([]knowledge.Result, error)
 	RecordGap(ctx context.Context, question string, userID, conversationID uuid.UUID) error
 }
 
-// answerJudge is implemented by retrievers that know when their best hit is
+// answerJudge is implemented by retrievers that know when their hits are
 // good enough to count as an answer (*knowledge.Index does); otherwise any
-// hit counts. MinScore is that bar.
+// hit counts.
 type answerJudge interface {
 	Answered(results []knowledge.Result) bool
-	MinScore() float64
 }
 
 // Budget bounds spend. Admit is asked before the model is called and refuses

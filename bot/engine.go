@@ -231,7 +231,7 @@ func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), clai
 			return Reply{}, err
 		}
 	}
-	hits, answered := e.retrieve(ctx, withoutMarkers(modelText))
+	hits, answered := e.retrieve(ctx, knowledge.Asker{UserID: t.UserID, ConversationID: conv.ID}, withoutMarkers(modelText))
 
 	a, err := e.answer(ctx, history, hits, answered, modelText, onDelta)
 	if err != nil {
@@ -250,13 +250,17 @@ func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), clai
 		e.afterModel(ctx)
 	}
 
+	lowConfidence := !answered && len(a.citations) > 0
 	meta, err := json.Marshal(messageMeta{Model: a.usage.Model, FinishReason: a.finishReason, LatencyMS: a.latency.Milliseconds(),
 		Estimated: a.usage.Estimated, PriceVersion: a.usage.PriceVersion, CachedTokens: a.usage.CachedTokens, Citations: a.citations,
-		Unanswered: !answered})
+		Unanswered: !answered, LowConfidence: lowConfidence})
 	if err != nil {
 		return Reply{}, fmt.Errorf("encode message metadata: %w", err)
 	}
-	reply := Reply{Text: a.text, Citations: a.citations, Usage: a.usage, Notice: adm.Warning}
+	reply := Reply{Text: a.text, Citations: a.citations, Usage: a.usage, Notice: adm.Warning, LowConfidence: lowConfidence}
+	if lowConfidence && e.cfg.LLM != nil {
+		reply.Notice = strings.TrimSpace(ClosestSectionsNotice + " " + reply.Notice)
+	}
 	err = pgx.BeginFunc(ctx, e.cfg.DB, func(tx pgx.Tx) error {
 		s := conversations.NewStore(tx)
 		if newConv != nil {
@@ -412,11 +416,11 @@ func (e *Engine) conversation(ctx context.Context, t Turn) (c conversations.Conv
 
 // retrieve returns the runbook sections for a question and whether they
 // answer it. Retrieval trouble is logged and costs only the runbooks.
-func (e *Engine) retrieve(ctx context.Context, query string) ([]knowledge.Result, bool) {
+func (e *Engine) retrieve(ctx context.Context, who knowledge.Asker, query string) ([]knowledge.Result, bool) {
 	if e.cfg.Retriever == nil {
 		return nil, true // nothing to search, nothing to record as a gap
 	}
-	hits, err := e.cfg.Retriever.Search(ctx, query, e.cfg.RunbookResults)
+	hits, err := e.cfg.Retriever.SearchFor(ctx, who, query, e.cfg.RunbookResults)
 	if err != nil {
 		e.cfg.Metrics.error("retrieval")
 		e.log.WarnContext(ctx, "search runbooks", "error", err)
@@ -450,33 +454,12 @@ func (a answer) event(t Turn, convID, msgID uuid.UUID, outcome string, at time.T
 		Estimated: a.usage.Estimated, Outcome: outcome, Unpriced: a.unpriced, OccurredAt: at}
 }
 
-// nearMisses keeps the hits of an unanswered question that still score at
-// least half the answer bar: without a model, a natural question ("how do I
-// free space on /var?") often scores just under it while its section is the
-// right one, and quoting it with a caveat beats quoting nothing.
-func (e *Engine) nearMisses(hits []knowledge.Result) []knowledge.Result {
-	j, ok := e.cfg.Retriever.(answerJudge)
-	if !ok {
-		return nil
-	}
-	var out []knowledge.Result
-	for _, h := range hits {
-		if h.Score >= j.MinScore()/2 {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 // maxAnswerBytes bounds a stored answer (the store takes up to 64 KiB).
 const maxAnswerBytes = 4*conversations.MaxContentBytes - 64
 
 func (e *Engine) answer(ctx context.Context, history []conversations.Message, hits []knowledge.Result, answered bool,
 	text string, onDelta func(string)) (answer, error) {
 	if e.cfg.LLM == nil {
-		if !answered {
-			hits = e.nearMisses(hits)
-		}
 		out, cites := extractiveAnswer(hits, !answered)
 		if onDelta != nil {
 			onDelta(out)
@@ -486,7 +469,7 @@ func (e *Engine) answer(ctx context.Context, history []conversations.Message, hi
 	}
 
 	system := []ChatMessage{{Role: ChatSystem, Content: e.cfg.SystemPrompt}}
-	ctxText, cites := runbookContext(hits, e.cfg.RunbookTokens)
+	ctxText, cites := runbookContext(hits, e.cfg.RunbookTokens, !answered)
 	if ctxText != "" {
 		system = append(system, ChatMessage{Role: ChatSystem, Content: ctxText})
 	}

@@ -75,14 +75,18 @@ func (f *fakeLLM) calls() []Request {
 	return append([]Request(nil), f.reqs...)
 }
 
-// fakeRetriever returns fixed sections and records gaps.
+// fakeRetriever returns fixed sections and records gaps and askers.
 type fakeRetriever struct {
-	mu   sync.Mutex
-	hits []knowledge.Result
-	gaps []string
+	mu     sync.Mutex
+	hits   []knowledge.Result
+	gaps   []string
+	askers []knowledge.Asker
 }
 
-func (f *fakeRetriever) Search(ctx context.Context, query string, limit int) ([]knowledge.Result, error) {
+func (f *fakeRetriever) SearchFor(ctx context.Context, who knowledge.Asker, query string, limit int) ([]knowledge.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.askers = append(f.askers, who)
 	return f.hits[:min(limit, len(f.hits))], nil
 }
 

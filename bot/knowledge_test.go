@@ -109,3 +109,72 @@ func TestRespondQuotesNearMissWithoutModel(t *testing.T) {
 		t.Errorf("gaps = %d, want %d", gaps, want)
 	}
 }
+
+// weakRetriever's sections never reach its answer bar: they are only the
+// closest ones.
+type weakRetriever struct{ fakeRetriever }
+
+func (w *weakRetriever) Answered([]knowledge.Result) bool { return false }
+
+// When no section reaches the answer bar, the closest sections are still
+// cited, marked as such (in the reply, its stored metadata and, with a
+// model, a notice and the prompt), and the question goes to the gap
+// report. The search is made for the asking user in their conversation.
+func TestRespondCitesClosestSectionsWhenUnsure(t *testing.T) {
+	hits := []knowledge.Result{
+		{Document: "Disk full on a host", Section: "Clean up logs", Path: "disk-full.md", Score: 0.15, LowConfidence: true,
+			Snippet: "journalctl --vacuum-size", Content: "sudo journalctl --vacuum-size=500M"},
+		{Document: "Kafka consumer lag", Section: "Broker health", Path: "kafka.md", Score: 0.01, LowConfidence: true,
+			Snippet: "broker disk alert", Content: "check the broker disk alert"},
+	}
+	for _, withModel := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no model", true: "model"}[withModel], func(t *testing.T) {
+			ctx := context.Background()
+			r := &weakRetriever{fakeRetriever{hits: hits}}
+			cfg := Config{DB: testPool, Retriever: r}
+			llm := &fakeLLM{text: "The closest runbook sections suggest vacuuming the journal [1].", model: "gpt-4o-mini",
+				usage: &ProviderUsage{PromptTokens: 10, CompletionTokens: 5}}
+			if withModel {
+				cfg.LLM = llm
+			}
+			e := New(cfg)
+			user := mustUser(t)
+			conv := mustConversation(t, user)
+			turn := Turn{UserID: user, ConversationID: conv, Text: "journald eating the root fs", Source: "api", Key: "api:" + uuid.NewString()}
+			rep, err := e.Respond(ctx, turn, nil)
+			if err != nil {
+				t.Fatalf("Respond: %v", err)
+			}
+			if len(rep.Citations) != 2 || rep.Citations[1].Path != "kafka.md" {
+				t.Errorf("citations = %+v, want both closest sections, the weakest too", rep.Citations)
+			}
+			if !rep.LowConfidence {
+				t.Error("LowConfidence = false, want true")
+			}
+			var meta messageMeta
+			if err := json.Unmarshal(rep.AssistantMessage.Metadata, &meta); err != nil || !meta.LowConfidence {
+				t.Errorf("stored metadata %s (%v), want low_confidence true", rep.AssistantMessage.Metadata, err)
+			}
+			if withModel {
+				if rep.Notice != ClosestSectionsNotice {
+					t.Errorf("notice = %q, want %q", rep.Notice, ClosestSectionsNotice)
+				}
+				if sys := llm.calls()[0].Messages[1].Content; !strings.Contains(sys, "closest runbook sections") {
+					t.Errorf("runbook context %q does not tell the model the sections are only the closest", sys)
+				}
+			} else if !strings.Contains(rep.Text, "these are the closest sections") {
+				t.Errorf("answer %q does not say the sections are the closest", rep.Text)
+			}
+			if len(r.gaps) != 1 {
+				t.Errorf("gaps = %v, want the question recorded", r.gaps)
+			}
+			if want := (knowledge.Asker{UserID: user, ConversationID: conv}); len(r.askers) != 1 || r.askers[0] != want {
+				t.Errorf("searched for %+v, want %+v", r.askers, want)
+			}
+			again, err := e.Respond(ctx, turn, nil)
+			if err != nil || !again.Replayed || !again.LowConfidence {
+				t.Errorf("replay: replayed %v, low confidence %v, err %v; want the stored low-confidence reply", again.Replayed, again.LowConfidence, err)
+			}
+		})
+	}
+}

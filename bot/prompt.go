@@ -15,15 +15,24 @@ Answer operations questions precisely and briefly. Prefer concrete steps and com
 When runbook excerpts are given, base the answer on them and cite them inline as [1], [2], ... by their numbers; never invent a runbook or a citation.
 If you do not know, say so and suggest who or what to check. Never ask for or repeat passwords, tokens or keys.`
 
+// ClosestSectionsNotice tells the user that the cited runbook sections are
+// only the closest ones found.
+const ClosestSectionsNotice = "No runbook clearly answers this; the cited sections are the closest ones found."
+
 // runbookContext renders the retrieved sections as a system message, within
 // a token budget: each section gets at most an equal share, and sections
-// that no longer fit are left out (and not cited).
-func runbookContext(hits []knowledge.Result, budget int) (string, []Citation) {
+// that no longer fit are left out (and not cited). weak says no section
+// clearly answers the question, which the model is told to say.
+func runbookContext(hits []knowledge.Result, budget int, weak bool) (string, []Citation) {
 	if len(hits) == 0 || budget <= 0 {
 		return "", nil
 	}
 	var b strings.Builder
 	b.WriteString("Runbook excerpts (cite as [n]):\n")
+	if weak {
+		b.WriteString("None of them clearly answers the question: they are the closest runbook sections found. " +
+			"If you use them, say that they are the closest sections, not an exact match.\n")
+	}
 	used := EstimateTokens(b.String())
 	share := budget / len(hits)
 	var cites []Citation

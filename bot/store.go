@@ -23,6 +23,8 @@ type messageMeta struct {
 	// Unanswered is true when the runbooks did not cover the question (it
 	// went on the gap report): a shift handover marks the thread.
 	Unanswered bool `json:"unanswered,omitempty"`
+	// LowConfidence: the citations are only the closest sections.
+	LowConfidence bool `json:"low_confidence,omitempty"`
 }
 
 // storedReply returns the reply of a turn already stored under key; ok is
@@ -50,6 +52,7 @@ func storedReply(ctx context.Context, db conversations.DBTX, key string) (r Repl
 	}
 	r.Text = a.Content
 	r.Citations = meta.Citations
+	r.LowConfidence = meta.LowConfidence
 	r.Usage = Usage{Model: meta.Model, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
 		CachedTokens: meta.CachedTokens, TotalTokens: a.TotalTokens, CostMicroUSD: a.CostMicroUSD,
 		Estimated: meta.Estimated, PriceVersion: meta.PriceVersion}

@@ -66,6 +66,10 @@ type Reply struct {
 	// Notice is something to tell the user besides the answer, such as a
 	// budget warning; empty when there is nothing.
 	Notice string
+	// LowConfidence is true when no runbook section clearly answers the
+	// question and the citations are the closest sections found (the
+	// question also goes to the gap report).
+	LowConfidence bool
 	// Replayed is true when the turn's key was already stored and this is
 	// the stored reply; nothing new was recorded.
 	Replayed bool

@@ -1,13 +1,15 @@
 // Package knowledge holds the team's runbooks as searchable sections: it
 // indexes a directory of Markdown and plain-text files into PostgreSQL (one
 // row per heading, full-text searchable with both stemmed and exact tokens),
-// answers searches with ranked, citable sections, and records the questions
-// the runbooks could not answer for a weekly gap report.
+// answers searches with ranked, citable sections (by the words of an ops
+// vocabulary, and with embeddings also by meaning), and records the
+// questions the runbooks could not answer for a weekly gap report.
 package knowledge
 
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +43,11 @@ type Index struct {
 	log         *slog.Logger
 	minScore    float64
 	maxFileSize int64
+	vocab       *vocabulary
+	stats       statsCache
+	emb         *Embeddings // nil: lexical search only
+	vectors     vectorCache
+	unpriced    sync.Once // the warning about an embedding model without a price
 }
 
 // Option changes a default of New.
@@ -58,7 +65,8 @@ func WithLogger(l *slog.Logger) Option { return func(ix *Index) { ix.log = l } }
 // New returns an index on a pool (or a transaction); now is the clock used
 // for indexed_at and gap times (time.Now in production).
 func New(db DBTX, now func() time.Time, opts ...Option) *Index {
-	ix := &Index{db: db, now: now, log: slog.Default(), minScore: DefaultMinScore, maxFileSize: DefaultMaxFileSize}
+	ix := &Index{db: db, now: now, log: slog.Default(), minScore: DefaultMinScore, maxFileSize: DefaultMaxFileSize,
+		vocab: mustParseVocabulary(vocabularyFile)}
 	for _, o := range opts {
 		o(ix)
 	}
@@ -68,9 +76,15 @@ func New(db DBTX, now func() time.Time, opts ...Option) *Index {
 // MinScore is the score a result needs for its question to count as answered.
 func (ix *Index) MinScore() float64 { return ix.minScore }
 
-// Answered reports whether results (as returned by Search, best first) hold a
-// section good enough to answer from. When it is false the caller should
-// RecordGap.
+// Answered reports whether results (as returned by Search) hold a section
+// good enough to answer from: one whose score reaches MinScore. When it is
+// false the results are only the closest sections (marked LowConfidence)
+// and the caller should RecordGap.
 func (ix *Index) Answered(results []Result) bool {
-	return len(results) > 0 && results[0].Score >= ix.minScore
+	for _, r := range results {
+		if r.Score >= ix.minScore {
+			return true
+		}
+	}
+	return false
 }

@@ -16,6 +16,13 @@ const maxSectionChars = 6000
 // headingSep joins the titles of a section's heading path.
 const headingSep = " > "
 
+// embedText is what a section's embedding is computed from, and hashed for
+// (knowledge_sections.embed_sha, migration 005 computes the same): the
+// heading path, which starts with the document title, then the text.
+func embedText(headingPath, content string) string {
+	return headingPath + "\n\n" + content
+}
+
 // maxTitleBytes bounds a heading or document title. A longer "heading" is a
 // pasted line, not a title, and its words would be indexed three times
 // (title, heading path, both configs): a long enough one exceeds

@@ -23,6 +23,12 @@ type SyncStats struct {
 	Removed   []string  // documents dropped: file gone or now unreadable
 	Skipped   []Skipped // files not indexed, with the reason
 	Sections  int       // sections written for the indexed files
+	// Embedded counts the section texts given a vector (hybrid search
+	// only): new and changed ones, or all when embeddings were just turned
+	// on. EmbedFailed says why some have none yet, "" when all have one;
+	// they are searched by words until a later sync embeds them.
+	Embedded    int
+	EmbedFailed string
 }
 
 // Skipped is a file Sync would not index, and why.
@@ -110,13 +116,27 @@ func (ix *Index) Sync(ctx context.Context, dir string, progress func(done, total
 		st.Removed = gone
 	}
 	if len(st.Indexed) > 0 || len(st.Removed) > 0 {
-		// Search estimates how common each word is from these statistics.
+		// The planner's statistics, for good plans as the index grows.
 		if _, err := ix.db.Exec(ctx, `ANALYZE knowledge_sections`); err != nil {
 			return st, fmt.Errorf("analyze runbook sections: %w", err)
 		}
 	}
+	if ix.emb != nil {
+		st.Embedded, err = ix.embedSections(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return st, fmt.Errorf("sync runbooks: %w", ctx.Err())
+			}
+			// The words are indexed: search works, by words, for the
+			// sections still without a vector.
+			st.EmbedFailed = err.Error()
+			ix.log.WarnContext(ctx, "runbook sections not embedded; they are searched by words until the next sync",
+				"embedded", st.Embedded, "error", err)
+		}
+	}
 	ix.log.InfoContext(ctx, "runbooks synced", "dir", dir, "indexed", len(st.Indexed),
-		"unchanged", st.Unchanged, "removed", len(st.Removed), "skipped", len(st.Skipped), "sections", st.Sections)
+		"unchanged", st.Unchanged, "removed", len(st.Removed), "skipped", len(st.Skipped), "sections", st.Sections,
+		"embedded", st.Embedded)
 	return st, nil
 }
 
@@ -252,10 +272,11 @@ func (ix *Index) writeDocument(ctx context.Context, rel string, data, sum []byte
 		}
 		rows := make([][]any, len(doc.sections))
 		for i, s := range doc.sections {
-			rows[i] = []any{id, i, s.title, s.path, s.content}
+			sha := sha256.Sum256([]byte(embedText(s.path, s.content)))
+			rows[i] = []any{id, i, s.title, s.path, s.content, sha[:]}
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"knowledge_sections"},
-			[]string{"document_id", "ord", "title", "heading_path", "content"}, pgx.CopyFromRows(rows))
+			[]string{"document_id", "ord", "title", "heading_path", "content", "embed_sha"}, pgx.CopyFromRows(rows))
 		return err
 	})
 	if err != nil {

@@ -271,3 +271,45 @@ func TestSyncHugeHeading(t *testing.T) {
 		t.Errorf("Search = %+v, want a-dump.md with a title cut to at most 200 bytes", res)
 	}
 }
+
+// knowledge_terms, kept by triggers, always holds what a recount of the
+// sections gives: after a first sync, a changed and a removed file, and a
+// direct update of a section.
+func TestTermCountsFollowSections(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	ix := knowledge.New(pool, func() time.Time { return fixedNow })
+	dir := copyRunbooks(t)
+	check := func(step string) {
+		t.Helper()
+		var wrong int
+		err := pool.QueryRow(ctx, `
+			WITH recount AS (
+			    SELECT u.lexeme, count(*) AS sections, count(*) FILTER (WHERE u.weights && '{A,B}'::text[]) AS headings
+			    FROM knowledge_sections s, unnest(s.tsv) AS u GROUP BY u.lexeme)
+			SELECT count(*) FROM recount r FULL JOIN knowledge_terms k ON k.lexeme = r.lexeme
+			WHERE r.sections IS DISTINCT FROM k.sections OR r.headings IS DISTINCT FROM k.headings`).Scan(&wrong)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrong != 0 {
+			t.Errorf("%s: %d lexemes counted wrong in knowledge_terms", step, wrong)
+		}
+	}
+	if _, err := ix.Sync(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("first sync")
+	mustWrite(t, filepath.Join(dir, "dns-propagation.md"), []byte("# DNS\n\n## Zonk\n\nzonkify the resolver\n"))
+	if err := os.Remove(filepath.Join(dir, "vpn-access-new-staff.md")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Sync(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("changed and removed files")
+	if _, err := pool.Exec(ctx, `UPDATE knowledge_sections SET content = content || ' quuxbar' WHERE ord = 0`); err != nil {
+		t.Fatal(err)
+	}
+	check("sections updated in place")
+}

@@ -34,8 +34,9 @@ type Prices struct {
 const BuiltinVersion = "openai-builtin-2025-08"
 
 // BuiltinPrices is the built-in table: OpenAI's published standard-tier
-// Chat Completions rates (USD per 1M tokens: input / cached input / output).
-// OPSBOT_PRICES_FILE replaces it as a whole.
+// Chat Completions rates (USD per 1M tokens: input / cached input / output)
+// and its embeddings rates (input only). OPSBOT_PRICES_FILE replaces it as
+// a whole.
 func BuiltinPrices() *Prices {
 	usd := func(in, cached, out string) Price {
 		return Price{mustMicro(in), mustMicro(cached), mustMicro(out)}
@@ -51,6 +52,10 @@ func BuiltinPrices() *Prices {
 		"gpt-5":        usd("1.25", "0.125", "10.00"),
 		"gpt-5-mini":   usd("0.25", "0.025", "2.00"),
 		"gpt-5-nano":   usd("0.05", "0.005", "0.40"),
+		// Embeddings (hybrid runbook search): input tokens only.
+		"text-embedding-3-small": usd("0.02", "0.02", "0"),
+		"text-embedding-3-large": usd("0.13", "0.13", "0"),
+		"text-embedding-ada-002": usd("0.10", "0.10", "0"),
 	}}
 }
 

@@ -29,6 +29,10 @@ func TestCost(t *testing.T) {
 		{"half rounds up", "gpt-5-nano", Tokens{Prompt: 10}, 1, true},
 		{"unknown model costs 0", "llama3:8b", Tokens{Prompt: 1000, Completion: 1000}, 0, false},
 		{"cached above prompt is clamped", "gpt-4o-mini", Tokens{Prompt: 100, Cached: 200}, 8, true},
+		// Embeddings: $0.02 per 1M input tokens; 1M tokens = 20,000 micro-USD,
+		// 25 tokens x 0.02 = 0.5 rounds to 1.
+		{"embeddings per million", "text-embedding-3-small", Tokens{Prompt: 1_000_000}, 20_000, true},
+		{"embeddings round half up", "text-embedding-3-small", Tokens{Prompt: 25}, 1, true},
 		{"large counts stay exact", "gpt-4o", Tokens{Prompt: 123_456_789, Cached: 23_456_789, Completion: 9_876_543}, 250_000_000 + 29_320_986 + 98_765_430, true},
 	}
 	for _, tt := range tests {

@@ -35,7 +35,14 @@ type Config struct {
 
 	AzureEndpoint   string // AZURE_OPENAI_ENDPOINT, https://NAME.openai.azure.com
 	AzureAPIVersion string // AZURE_OPENAI_API_VERSION
-	AzureDeployment string // AZURE_OPENAI_DEPLOYMENT; every model maps to it
+	AzureDeployment string // AZURE_OPENAI_DEPLOYMENT; every chat model maps to it
+
+	// EmbeddingModel is the embeddings model of hybrid runbook search
+	// (OPSBOT_EMBEDDING_MODEL, default DefaultEmbeddingModel); see
+	// NewEmbedder. AzureEmbeddingDeployment is its Azure deployment
+	// (AZURE_OPENAI_EMBEDDING_DEPLOYMENT, default the model name).
+	EmbeddingModel           string
+	AzureEmbeddingDeployment string
 
 	// MaxRetries is how many times a failed attempt is retried (429, 5xx,
 	// network errors, first-token timeouts); default 3, negative means none.
@@ -101,6 +108,16 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Model == "" {
 		cfg.Model = DefaultModel
 	}
+	cfg = cfg.withDefaults()
+	oc, compatible, err := cfg.clientConfig(cfg.AzureDeployment)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{api: goopenai.NewClientWithConfig(oc), cfg: cfg, model: cfg.Model, compatible: compatible}, nil
+}
+
+// withDefaults fills in the retry and transport defaults.
+func (cfg Config) withDefaults() Config {
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 3
 	}
@@ -134,20 +151,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.afterFunc == nil {
 		cfg.afterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
+	return cfg
+}
 
-	var oc goopenai.ClientConfig
-	compatible := false
+// clientConfig is go-openai's configuration for the provider; on Azure,
+// every model maps to deployment (when set). compatible is true for a
+// non-OpenAI server.
+func (cfg Config) clientConfig(deployment string) (oc goopenai.ClientConfig, compatible bool, err error) {
 	switch {
 	case cfg.AzureEndpoint != "":
 		if cfg.APIKey == "" {
-			return nil, errors.New("openai: AZURE_OPENAI_ENDPOINT needs OPENAI_API_KEY (the Azure key)")
+			return oc, false, errors.New("openai: AZURE_OPENAI_ENDPOINT needs OPENAI_API_KEY (the Azure key)")
 		}
 		oc = goopenai.DefaultAzureConfig(cfg.APIKey, cfg.AzureEndpoint)
 		if cfg.AzureAPIVersion != "" {
 			oc.APIVersion = cfg.AzureAPIVersion
 		}
-		if d := cfg.AzureDeployment; d != "" {
-			oc.AzureModelMapperFunc = func(string) string { return d }
+		if deployment != "" {
+			oc.AzureModelMapperFunc = func(string) string { return deployment }
 		}
 	default:
 		oc = goopenai.DefaultConfig(cfg.APIKey)
@@ -157,7 +178,7 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	oc.HTTPClient = &hintingDoer{c: cfg.HTTPClient}
-	return &Client{api: goopenai.NewClientWithConfig(oc), cfg: cfg, model: cfg.Model, compatible: compatible}, nil
+	return oc, compatible, nil
 }
 
 // Model is the configured model name.
@@ -194,42 +215,54 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // partial text in the Completion.
 func (c *Client) Complete(ctx context.Context, req bot.Request, onDelta func(string)) (bot.Completion, error) {
 	silentUntil := c.cfg.now().Add(c.cfg.SilenceLimit())
-	for attempt := 0; ; attempt++ {
-		hint := &attemptHint{}
+	var comp bot.Completion
+	err := c.cfg.retry(ctx, silentUntil, func(actx context.Context) (emitted bool, err error) {
 		firstWords := min(c.cfg.FirstTokenTimeout, silentUntil.Sub(c.cfg.now()))
-		comp, err := c.streamAttempt(withHint(ctx, hint), req, firstWords, onDelta)
+		comp, err = c.streamAttempt(actx, req, firstWords, onDelta)
+		return comp.Text != "", err
+	})
+	return comp, err
+}
+
+// retry runs attempt until it succeeds, fails for good (not retryable, or
+// after delivering text), the retries are used up, or waiting would outlive
+// ctx. Failures come back as a *bot.ModelError. When silentUntil is set,
+// no retry starts so late that too little of the silence limit is left for
+// its first words: the user hears now instead.
+func (cfg Config) retry(ctx context.Context, silentUntil time.Time, attempt func(ctx context.Context) (emitted bool, err error)) error {
+	for n := 0; ; n++ {
+		hint := &attemptHint{}
+		emitted, err := attempt(withHint(ctx, hint))
 		if err == nil {
-			return comp, nil
+			return nil
 		}
 		me := classify(ctx, err, hint)
-		if comp.Text != "" || !retryable(me) || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
-			return comp, me
+		if emitted || !retryable(me) || n >= cfg.MaxRetries || ctx.Err() != nil {
+			return me
 		}
-		wait := c.backoff(attempt)
+		wait := cfg.backoff(n)
 		if hint.retryAfter > 0 {
-			wait = min(hint.retryAfter, c.cfg.MaxRetryAfter)
+			wait = min(hint.retryAfter, cfg.MaxRetryAfter)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return comp, me // waiting would outlive the call's deadline
+			return me // waiting would outlive the call's deadline
 		}
-		if c.cfg.now().Add(wait).After(silentUntil.Add(-c.cfg.FirstTokenTimeout / 4)) {
-			// Too little of the silence limit would be left for the next
-			// attempt's first words: the user hears now.
-			return comp, me
+		if !silentUntil.IsZero() && cfg.now().Add(wait).After(silentUntil.Add(-cfg.FirstTokenTimeout/4)) {
+			return me
 		}
-		if err := c.cfg.sleep(ctx, wait); err != nil {
-			return comp, me
+		if err := cfg.sleep(ctx, wait); err != nil {
+			return me
 		}
 	}
 }
 
 // backoff is exponential with full jitter: uniform in [0, min(max, base*2^n)].
-func (c *Client) backoff(attempt int) time.Duration {
-	ceil := c.cfg.BaseBackoff << min(attempt, 16)
-	if ceil <= 0 || ceil > c.cfg.MaxBackoff {
-		ceil = c.cfg.MaxBackoff
+func (cfg Config) backoff(attempt int) time.Duration {
+	ceil := cfg.BaseBackoff << min(attempt, 16)
+	if ceil <= 0 || ceil > cfg.MaxBackoff {
+		ceil = cfg.MaxBackoff
 	}
-	return time.Duration(c.cfg.jitter() * float64(ceil))
+	return time.Duration(cfg.jitter() * float64(ceil))
 }
 
 func (c *Client) request(req bot.Request) goopenai.ChatCompletionRequest {

@@ -130,15 +130,15 @@ func TestBackoffIsCappedFullJitter(t *testing.T) {
 	c.cfg.jitter = func() float64 { return 1 } // the ceiling itself
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
 	for attempt, w := range want {
-		if got := c.backoff(attempt); got != w {
+		if got := c.cfg.backoff(attempt); got != w {
 			t.Errorf("backoff(%d) = %v, want %v", attempt, got, w)
 		}
 	}
-	if got := c.backoff(100); got != time.Second {
+	if got := c.cfg.backoff(100); got != time.Second {
 		t.Errorf("backoff(100) = %v, want the 1s cap", got)
 	}
 	c.cfg.jitter = func() float64 { return 0 }
-	if got := c.backoff(3); got != 0 {
+	if got := c.cfg.backoff(3); got != 0 {
 		t.Errorf("backoff with zero jitter = %v, want 0", got)
 	}
 }

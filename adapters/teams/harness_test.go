@@ -57,7 +57,7 @@ func (f *fakeLLM) questions() []string {
 // fakeRunbooks finds the same two sections for every question.
 type fakeRunbooks struct{}
 
-func (fakeRunbooks) Search(context.Context, string, int) ([]knowledge.Result, error) {
+func (fakeRunbooks) SearchFor(context.Context, knowledge.Asker, string, int) ([]knowledge.Result, error) {
 	return []knowledge.Result{
 		{Document: "Disk full", Section: "Free space on /var", Path: "disk-full.md", Score: 0.9,
 			Snippet: "Vacuum the journal: journalctl --vacuum-size=500M", Content: "Vacuum the journal: journalctl --vacuum-size=500M"},

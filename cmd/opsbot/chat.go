@@ -9,14 +9,12 @@ import (
 	"os"
 	"os/user"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
-	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
 )
@@ -51,8 +49,12 @@ func runChat(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("user %q: %w", *handle, err)
 	}
+	runbooks, err := newRunbookIndex(ctx, e.cfg, pool, e.log)
+	if err != nil {
+		return err
+	}
 	engine, err := newEngine(e.cfg.Engine, pool, engineDeps{
-		runbooks: knowledge.New(pool, time.Now, knowledge.WithLogger(e.log)),
+		runbooks: runbooks,
 		budgets:  newBudgets(e.cfg.Usage, pool),
 	}, e.log)
 	if err != nil {
@@ -61,7 +63,7 @@ func runChat(ctx context.Context, e *env, args []string) error {
 	c := &chatSession{
 		out: e.stdout, engine: engine, convs: conversations.NewStore(pool), user: u,
 		commands: commands.New(commands.Config{DB: pool, Users: users.NewStore(pool, e.cfg.TimeZone),
-			Gaps: knowledge.New(pool, time.Now, knowledge.WithLogger(e.log))}),
+			Gaps: runbooks}),
 	}
 	if *resume != "" {
 		id, err := uuid.Parse(*resume)

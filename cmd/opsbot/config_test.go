@@ -35,6 +35,24 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("gap schedule: got %q, want %q (follows OPSBOT_TIME_ZONE)", c.GapsSchedule, want)
 	}
 
+	embeddings := []struct {
+		name  string
+		env   map[string]string
+		want  bool
+		model string
+	}{
+		{"no provider: lexical", nil, false, "text-embedding-3-small"},
+		{"a provider: hybrid by default", map[string]string{"OPENAI_API_KEY": "sk-x"}, true, "text-embedding-3-small"},
+		{"another model", map[string]string{"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "OPSBOT_EMBEDDING_MODEL": "nomic-embed-text"}, true, "nomic-embed-text"},
+		{"off", map[string]string{"OPENAI_API_KEY": "sk-x", "OPSBOT_EMBEDDING_MODEL": "Off"}, false, "Off"},
+	}
+	for _, tt := range embeddings {
+		c, err := LoadConfig(env(tt.env))
+		if err != nil || c.Engine.Embeddings != tt.want || c.Engine.LLM.EmbeddingModel != tt.model {
+			t.Errorf("%s: embeddings %v model %q (%v); want %v %q", tt.name, c.Engine.Embeddings, c.Engine.LLM.EmbeddingModel, err, tt.want, tt.model)
+		}
+	}
+
 	bad := []struct{ key, value string }{
 		{"OPSBOT_TIME_ZONE", "Mars/Olympus"},
 		{"OPSBOT_LOG_LEVEL", "chatty"},

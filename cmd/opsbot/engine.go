@@ -19,10 +19,16 @@ import (
 type EngineConfig struct {
 	// LLM is the model provider: OPENAI_API_KEY, OPENAI_BASE_URL,
 	// OPSBOT_MODEL (default gpt-4o-mini), AZURE_OPENAI_ENDPOINT,
-	// AZURE_OPENAI_API_VERSION, AZURE_OPENAI_DEPLOYMENT, and
-	// OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT (default 30s). With none of the key,
-	// base URL or endpoint set, the bot answers from runbooks only.
+	// AZURE_OPENAI_API_VERSION, AZURE_OPENAI_DEPLOYMENT,
+	// OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT (default 30s); and the embeddings
+	// model of hybrid runbook search, OPSBOT_EMBEDDING_MODEL (default
+	// text-embedding-3-small) and AZURE_OPENAI_EMBEDDING_DEPLOYMENT. With
+	// none of the key, base URL or endpoint set, the bot answers from
+	// runbooks only, found by words.
 	LLM openai.Config
+	// Embeddings turns on hybrid runbook search: a provider is configured
+	// and OPSBOT_EMBEDDING_MODEL is not "off".
+	Embeddings bool
 	// Prices is the price table: OPSBOT_PRICES_FILE, else the built-in one.
 	Prices *usage.Prices
 	// StoreRaw keeps users' messages unredacted in the database
@@ -43,10 +49,14 @@ func loadEngineConfig(getenv func(string) string) (EngineConfig, error) {
 			AzureEndpoint:   getenv("AZURE_OPENAI_ENDPOINT"),
 			AzureAPIVersion: getenv("AZURE_OPENAI_API_VERSION"),
 			AzureDeployment: getenv("AZURE_OPENAI_DEPLOYMENT"),
+			EmbeddingModel:  or(strings.TrimSpace(getenv("OPSBOT_EMBEDDING_MODEL")), openai.DefaultEmbeddingModel),
+
+			AzureEmbeddingDeployment: getenv("AZURE_OPENAI_EMBEDDING_DEPLOYMENT"),
 		},
 		Prices:      usage.BuiltinPrices(),
 		CallTimeout: 90 * time.Second,
 	}
+	c.Embeddings = c.LLM.Configured() && !strings.EqualFold(c.LLM.EmbeddingModel, "off")
 	if c.LLM.AzureEndpoint != "" && c.LLM.AzureDeployment == "" {
 		return EngineConfig{}, fmt.Errorf("AZURE_OPENAI_DEPLOYMENT is required with AZURE_OPENAI_ENDPOINT")
 	}

@@ -5,15 +5,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/apacops/opsbot/adapters/openai"
 	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/periodic"
+	"github.com/apacops/opsbot/users"
 )
 
 func runRunbooks(ctx context.Context, e *env, args []string) error {
@@ -45,7 +49,10 @@ func runbooksSync(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	ix := knowledge.New(pool, time.Now, knowledge.WithLogger(e.log))
+	ix, err := newRunbookIndex(ctx, e.cfg, pool, e.log)
+	if err != nil {
+		return err
+	}
 
 	progress, finish := syncProgress(e.stdout)
 	st, err := ix.Sync(ctx, dir, progress)
@@ -97,6 +104,41 @@ func printSyncStats(w io.Writer, dir string, st knowledge.SyncStats) {
 	for _, s := range st.Skipped {
 		fmt.Fprintf(w, "  skipped  %s: %s\n", s.Path, s.Reason)
 	}
+	switch {
+	case st.EmbedFailed != "":
+		fmt.Fprintf(w, "embeddings: %d sections embedded, the others are not yet (%s); they are searched by words until the next sync\n",
+			st.Embedded, st.EmbedFailed)
+	case st.Embedded > 0:
+		fmt.Fprintf(w, "embeddings: %d sections embedded\n", st.Embedded)
+	}
+}
+
+// runbookServiceHandle is the user that sync-time embedding calls are
+// charged to on the usage ledger: no person asked for them, and the
+// ledger's rows and rollups all name a user. Chat identities are
+// "slack:…"/"teams:…", so no person gets this handle by chatting.
+const runbookServiceHandle = "system:runbooks"
+
+// newRunbookIndex is the runbook index every command uses: lexical, or
+// hybrid when an embeddings model is configured (cfg.Engine.Embeddings),
+// its calls priced from the price table and charged to the asking user or
+// to runbookServiceHandle.
+func newRunbookIndex(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (*knowledge.Index, error) {
+	opts := []knowledge.Option{knowledge.WithLogger(log)}
+	if cfg.Engine.Embeddings {
+		emb, err := openai.NewEmbedder(cfg.Engine.LLM)
+		if err != nil {
+			return nil, err
+		}
+		service, err := users.NewStore(pool, cfg.TimeZone).Ensure(ctx, runbookServiceHandle, users.RoleUser)
+		if err != nil {
+			return nil, fmt.Errorf("runbook index service user: %w", err)
+		}
+		opts = append(opts, knowledge.WithEmbeddings(knowledge.Embeddings{Embedder: emb, Model: emb.Model(),
+			Prices: cfg.Engine.Prices, ServiceUser: service.ID}))
+		log.Info("hybrid runbook search", "embeddings", emb.String())
+	}
+	return knowledge.New(pool, time.Now, opts...), nil
 }
 
 // runbooksGaps prints the questions the runbooks could not answer.

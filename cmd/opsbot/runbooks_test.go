@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
+	"github.com/apacops/opsbot/internal/embedtest"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/knowledge"
 )
@@ -184,5 +187,66 @@ func TestGapReportJobsWiring(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no gap report within 30s")
+	}
+}
+
+// With a provider configured, runbooks sync embeds the sections through
+// it, each call on the usage ledger of the service user; a provider that
+// fails leaves the words indexed and says so; "off" turns embeddings off.
+func TestRunbooksSyncEmbeds(t *testing.T) {
+	pool, dbURL := testdb.NewWithURL(t)
+	fake := embedtest.New(t)
+	t.Setenv("OPENAI_BASE_URL", fake.URL())
+	dir := t.TempDir()
+	for _, name := range []string{"disk-full.md", "kafka-consumer-lag.md"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "docs", "runbooks", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	code, out, errOut := runOn(t, dbURL, "runbooks", "sync", dir)
+	calls := fake.Calls()
+	if code != 0 || len(calls) != 1 {
+		t.Fatalf("exit %d, %d embedding calls; stderr %s", code, len(calls), errOut)
+	}
+	tokens := 0
+	for _, in := range calls[0].Inputs {
+		tokens += embedtest.Tokens(in)
+	}
+	if want := fmt.Sprintf("embeddings: %d sections embedded", len(calls[0].Inputs)); !strings.Contains(out, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, out)
+	}
+	var handle, source, model string
+	var prompt int
+	var cost int64
+	if err := pool.QueryRow(context.Background(), `SELECT u.handle, e.source, e.model, e.prompt_tokens, e.cost_micro_usd
+		FROM usage_events e JOIN users u ON u.id = e.user_id`).Scan(&handle, &source, &model, &prompt, &cost); err != nil {
+		t.Fatalf("ledger: %v", err)
+	}
+	// $0.02 per 1M tokens: 0.02 micro-USD a token, rounded half up.
+	if handle != "system:runbooks" || source != "embedding" || model != "text-embedding-3-small" ||
+		prompt != tokens || cost != (int64(tokens)*2+50)/100 {
+		t.Errorf("ledger row = %s %s %s %d tokens %d micro-USD; want system:runbooks embedding text-embedding-3-small %d tokens %d",
+			handle, source, model, prompt, cost, tokens, (int64(tokens)*2+50)/100)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "new.md"), []byte("# New\n\nSomething new.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake.Fail(http.StatusServiceUnavailable)
+	code, out, errOut = runOn(t, dbURL, "runbooks", "sync", dir)
+	if code != 0 || !strings.Contains(out, "1 indexed") || !strings.Contains(out, "searched by words until the next sync") {
+		t.Errorf("sync with a failing provider: exit %d, stdout %s, stderr %s; want the file indexed and the failure told", code, out, errOut)
+	}
+
+	fake.Fail(0)
+	t.Setenv("OPSBOT_EMBEDDING_MODEL", "off")
+	before := len(fake.Calls())
+	if code, _, errOut := runOn(t, dbURL, "runbooks", "sync", dir); code != 0 || len(fake.Calls()) != before {
+		t.Errorf("sync with embeddings off: exit %d, %d new calls, stderr %s; want none", code, len(fake.Calls())-before, errOut)
 	}
 }

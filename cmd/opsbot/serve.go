@@ -18,7 +18,6 @@ import (
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
-	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/migrations"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
@@ -69,7 +68,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	reg.MustRegister(usage.NewQueueCollector(pool))
 	budgets := newBudgets(e.cfg.Usage, pool)
 	// One runbook index serves the engine, the gap report and the retention purge.
-	runbooks := knowledge.New(pool, time.Now, knowledge.WithLogger(e.log))
+	runbooks, err := newRunbookIndex(ctx, e.cfg, pool, e.log)
+	if err != nil {
+		return err
+	}
 	engine, err := newEngine(e.cfg.Engine, pool,
 		engineDeps{runbooks: runbooks, budgets: budgets, metrics: bot.NewMetrics(reg)}, e.log)
 	if err != nil {
