@@ -68,7 +68,8 @@ func defaultReply() Reply {
 // Config sets up a fake.
 type Config struct {
 	// Replies answer the calls in order; the last one answers every call
-	// after it. None: every call gets DefaultText at once.
+	// after it. None: every call gets DefaultText at once, with 100 prompt
+	// and 20 completion tokens.
 	Replies []Reply
 	// Record keeps every request for Requests (tests). A load run leaves
 	// it off, so the fake's memory does not grow with the calls.
