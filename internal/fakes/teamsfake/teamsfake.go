@@ -139,9 +139,6 @@ func ForTest(tb testing.TB) *Server {
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
 
-// URL is the server's root.
-func (s *Server) URL() string { return s.srv.URL }
-
 // MetadataURL is TEAMS_OPENID_METADATA_URL for the fake.
 func (s *Server) MetadataURL() string { return s.srv.URL + "/v1/.well-known/openidconfiguration" }
 
