@@ -14,6 +14,7 @@ import (
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/usage"
 )
@@ -119,7 +120,7 @@ func TestAcceptanceAnswers(t *testing.T) {
 	tests := []struct {
 		name     string
 		stream   bool
-		step     step
+		reply    modelfake.Reply
 		wantText string
 		// want is the ledger row; for estimated rows the token counts are
 		// computed from the request the fake saw.
@@ -127,7 +128,7 @@ func TestAcceptanceAnswers(t *testing.T) {
 	}{
 		{
 			name:     "not streamed to the caller, with cached prompt tokens",
-			step:     step{model: "gpt-4o-mini-2024-07-18", chunks: []string{"Restart the payments pod."}, usage: withUsage(1200, 200, 300)},
+			reply:    modelfake.Reply{Model: "gpt-4o-mini-2024-07-18", Chunks: []string{"Restart the payments pod."}, Usage: &modelfake.Usage{Prompt: 1200, Cached: 200, Completion: 300}},
 			wantText: "Restart the payments pod.",
 			// 1000 x 0.15 + 200 x 0.075 + 300 x 0.60 = 150 + 15 + 180.
 			want: ledgerRow{Model: "gpt-4o-mini-2024-07-18", Prompt: 1200, Cached: 200, Completion: 300, Cost: 345, PriceVersion: usage.BuiltinVersion},
@@ -135,7 +136,7 @@ func TestAcceptanceAnswers(t *testing.T) {
 		{
 			name:     "streaming with the usage chunk",
 			stream:   true,
-			step:     step{model: "gpt-4o-mini-2024-07-18", chunks: []string{"Drain ", "the node, ", "then reboot."}, usage: withUsage(50, 0, 10)},
+			reply:    modelfake.Reply{Model: "gpt-4o-mini-2024-07-18", Chunks: []string{"Drain ", "the node, ", "then reboot."}, Usage: &modelfake.Usage{Prompt: 50, Completion: 10}},
 			wantText: "Drain the node, then reboot.",
 			// 50 x 0.15 + 10 x 0.60 = 13.5, rounded half up.
 			want: ledgerRow{Model: "gpt-4o-mini-2024-07-18", Prompt: 50, Completion: 10, Cost: 14, PriceVersion: usage.BuiltinVersion},
@@ -143,16 +144,16 @@ func TestAcceptanceAnswers(t *testing.T) {
 		{
 			name:     "streaming without the usage chunk is estimated",
 			stream:   true,
-			step:     step{model: "gpt-4o", chunks: []string{"Check ", "disk space on db-2."}},
+			reply:    modelfake.Reply{Model: "gpt-4o", Chunks: []string{"Check ", "disk space on db-2."}},
 			wantText: "Check disk space on db-2.",
 			want:     ledgerRow{Model: "gpt-4o", Estimated: true, PriceVersion: usage.BuiltinVersion},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeOpenAI(t, tt.step)
+			f := modelfake.ForTest(t, tt.reply)
 			var sl sleeps
-			fx := mustFixture(t, mustClient(t, Config{APIKey: "sk-test", BaseURL: f.URL()}, &sl), 10*time.Second)
+			fx := mustFixture(t, mustClient(t, Config{APIKey: "sk-test", BaseURL: f.BaseURL()}, &sl), 10*time.Second)
 			var deltas []string
 			var onDelta func(string)
 			if tt.stream {
@@ -185,7 +186,7 @@ func TestAcceptanceAnswers(t *testing.T) {
 			want := tt.want
 			if want.Estimated {
 				var msgs []bot.ChatMessage
-				for _, m := range reqs[0].Content {
+				for _, m := range reqs[0].Messages {
 					msgs = append(msgs, bot.ChatMessage{Role: m["role"].(string), Content: m["content"].(string)})
 				}
 				want.Prompt = bot.EstimateMessages(msgs)
@@ -230,10 +231,10 @@ func TestAcceptanceAnswers(t *testing.T) {
 // provider that stays down, or hangs past the deadline, becomes a
 // *bot.ModelError with nothing stored.
 func TestAcceptanceFailures(t *testing.T) {
-	ok := step{model: "gpt-4o-mini", chunks: []string{"Fine now."}, usage: withUsage(100, 0, 20)}
+	ok := modelfake.Reply{Model: "gpt-4o-mini", Chunks: []string{"Fine now."}, Usage: &modelfake.Usage{Prompt: 100, Completion: 20}}
 	tests := []struct {
 		name      string
-		steps     []step
+		replies   []modelfake.Reply
 		retries   int
 		timeout   time.Duration
 		wantErr   string // ModelError kind; "" means success
@@ -241,39 +242,39 @@ func TestAcceptanceFailures(t *testing.T) {
 		wantSleep []time.Duration
 	}{
 		{name: "429 with Retry-After, then success",
-			steps:    []step{{status: 429, headers: map[string]string{"Retry-After": "2"}}, ok},
+			replies:  []modelfake.Reply{{Status: 429, Header: map[string]string{"Retry-After": "2"}}, ok},
 			wantReqs: 2, wantSleep: []time.Duration{2 * time.Second}},
 		{name: "429 with retry-after-ms",
-			steps:    []step{{status: 429, headers: map[string]string{"Retry-After-Ms": "1500"}}, ok},
+			replies:  []modelfake.Reply{{Status: 429, Header: map[string]string{"Retry-After-Ms": "1500"}}, ok},
 			wantReqs: 2, wantSleep: []time.Duration{1500 * time.Millisecond}},
 		{name: "500 twice, then success with jittered backoff",
-			steps:    []step{{status: 500}, {status: 500}, ok},
+			replies:  []modelfake.Reply{{Status: 500}, {Status: 500}, ok},
 			wantReqs: 3, wantSleep: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}},
 		{name: "429 until the retries run out",
-			steps:   []step{{status: 429, headers: map[string]string{"Retry-After": "1"}}},
+			replies: []modelfake.Reply{{Status: 429, Header: map[string]string{"Retry-After": "1"}}},
 			retries: 2, wantErr: bot.ModelRateLimited, wantReqs: 3,
 			wantSleep: []time.Duration{time.Second, time.Second}},
 		{name: "500 until the retries run out",
-			steps:   []step{{status: 500}},
+			replies: []modelfake.Reply{{Status: 500}},
 			retries: 1, wantErr: bot.ModelUnavailable, wantReqs: 2, wantSleep: []time.Duration{250 * time.Millisecond}},
 		{name: "401 is not retried",
-			steps:   []step{{status: 401}},
+			replies: []modelfake.Reply{{Status: 401}},
 			wantErr: bot.ModelRejected, wantReqs: 1},
 		{name: "hang past the deadline",
-			steps:   []step{{hang: true}},
+			replies: []modelfake.Reply{{Hang: true}},
 			timeout: 300 * time.Millisecond, wantErr: bot.ModelTimeout, wantReqs: 1},
 	}
 	for _, tt := range tests {
 		for _, stream := range []bool{false, true} {
 			name := tt.name + map[bool]string{false: " (whole answer)", true: " (streamed)"}[stream]
 			t.Run(name, func(t *testing.T) {
-				f := newFakeOpenAI(t, tt.steps...)
+				f := modelfake.ForTest(t, tt.replies...)
 				var sl sleeps
 				retries := tt.retries
 				if retries == 0 {
 					retries = 3
 				}
-				client := mustClient(t, Config{APIKey: "sk-test", BaseURL: f.URL(), MaxRetries: retries}, &sl)
+				client := mustClient(t, Config{APIKey: "sk-test", BaseURL: f.BaseURL(), MaxRetries: retries}, &sl)
 				timeout := tt.timeout
 				if timeout == 0 {
 					timeout = time.Minute
@@ -334,9 +335,9 @@ func equalDurations(a, b []time.Duration) bool {
 func TestAcceptanceStreamCutMidAnswer(t *testing.T) {
 	for _, streamed := range []bool{true, false} {
 		t.Run(map[bool]string{true: "streamed", false: "not streamed to the caller"}[streamed], func(t *testing.T) {
-			f := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{"Half an ", "answer"}, stopStream: true})
+			f := modelfake.ForTest(t, modelfake.Reply{Model: "gpt-4o-mini", Chunks: []string{"Half an ", "answer"}, CutAfterFirst: true})
 			var sl sleeps
-			fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl), time.Minute)
+			fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.BaseURL()}, &sl), time.Minute)
 			var onDelta func(string)
 			if streamed {
 				onDelta = func(string) {}
@@ -355,7 +356,7 @@ func TestAcceptanceStreamCutMidAnswer(t *testing.T) {
 				t.Errorf("%d messages stored, want none", len(msgs))
 			}
 			var msgs []bot.ChatMessage
-			for _, m := range reqs[0].Content {
+			for _, m := range reqs[0].Messages {
 				msgs = append(msgs, bot.ChatMessage{Role: m["role"].(string), Content: m["content"].(string)})
 			}
 			// "Half an " came: 8 bytes of ASCII, 2 tokens.
@@ -377,9 +378,9 @@ func TestAcceptanceStreamCutMidAnswer(t *testing.T) {
 // nothing stored or billed.
 func TestAcceptanceSilentModelIsReported(t *testing.T) {
 	const ft = 200 * time.Millisecond
-	f := newFakeOpenAI(t, step{hang: true})
+	f := modelfake.ForTest(t, modelfake.Reply{Hang: true})
 	var sl sleeps
-	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL(), FirstTokenTimeout: ft, BaseBackoff: 10 * time.Millisecond}, &sl), time.Minute)
+	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.BaseURL(), FirstTokenTimeout: ft, BaseBackoff: 10 * time.Millisecond}, &sl), time.Minute)
 	start := time.Now()
 	_, err := fx.engine.Respond(context.Background(), bot.Turn{UserID: fx.user, ConversationID: fx.conv,
 		Text: "anyone there?", Source: conversations.SourceAPI, Key: "api:" + uuid.NewString()}, func(string) {})
@@ -406,9 +407,9 @@ func TestAcceptanceSilentModelIsReported(t *testing.T) {
 // came) leaves the call on the ledger as interrupted, with the words that
 // came estimated, and nothing stored.
 func TestAcceptanceCallerGoneMidAnswer(t *testing.T) {
-	f := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{"Drain it", " and then"}, chunkDelay: 100 * time.Millisecond})
+	f := modelfake.ForTest(t, modelfake.Reply{Model: "gpt-4o-mini", Chunks: []string{"Drain it", " and then"}, ChunkDelay: 100 * time.Millisecond})
 	var sl sleeps
-	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl), time.Minute)
+	fx := mustFixture(t, mustClient(t, Config{APIKey: "k", BaseURL: f.BaseURL()}, &sl), time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	_, err := fx.engine.Respond(ctx, bot.Turn{UserID: fx.user, ConversationID: fx.conv, Text: "go", Source: conversations.SourceAPI},

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/apacops/opsbot/bot"
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
 )
 
 func TestAzureRequestShape(t *testing.T) {
-	f := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{"hi"}, usage: withUsage(5, 0, 1)})
+	f := modelfake.ForTest(t, modelfake.Reply{Model: "gpt-4o-mini", Chunks: []string{"hi"}, Usage: &modelfake.Usage{Prompt: 5, Completion: 1}})
 	var sl sleeps
-	c := mustClient(t, Config{APIKey: "azure-key", AzureEndpoint: f.srv.URL, AzureAPIVersion: "2024-10-21",
+	c := mustClient(t, Config{APIKey: "azure-key", AzureEndpoint: f.URL(), AzureAPIVersion: "2024-10-21",
 		AzureDeployment: "ops-mini", Model: "gpt-4o-mini"}, &sl)
 	comp, err := c.Complete(context.Background(), bot.Request{Messages: []bot.ChatMessage{{Role: bot.ChatUser, Content: "hello"}}, MaxTokens: 64}, nil)
 	if err != nil {
@@ -39,9 +40,9 @@ func TestAzureRequestShape(t *testing.T) {
 }
 
 func TestCompatibleServerGetsMaxTokens(t *testing.T) {
-	f := newFakeOpenAI(t, step{chunks: []string{"ok"}, usage: withUsage(3, 0, 1)})
+	f := modelfake.ForTest(t, modelfake.Reply{Chunks: []string{"ok"}, Usage: &modelfake.Usage{Prompt: 3, Completion: 1}})
 	var sl sleeps
-	c := mustClient(t, Config{BaseURL: f.URL(), Model: "llama3.1:8b"}, &sl)
+	c := mustClient(t, Config{BaseURL: f.BaseURL(), Model: "llama3.1:8b"}, &sl)
 	if _, err := c.Complete(context.Background(), bot.Request{Messages: []bot.ChatMessage{{Role: "user", Content: "x"}}, MaxTokens: 32}, nil); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
@@ -107,9 +108,9 @@ func TestConfigured(t *testing.T) {
 // A Retry-After longer than the call's remaining deadline is not waited
 // out: the user hears about the rate limit now.
 func TestRetryAfterBeyondDeadline(t *testing.T) {
-	f := newFakeOpenAI(t, step{status: 429, headers: map[string]string{"Retry-After": "120"}})
+	f := modelfake.ForTest(t, modelfake.Reply{Status: 429, Header: map[string]string{"Retry-After": "120"}})
 	var sl sleeps
-	c := mustClient(t, Config{APIKey: "k", BaseURL: f.URL()}, &sl)
+	c := mustClient(t, Config{APIKey: "k", BaseURL: f.BaseURL()}, &sl)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := c.Complete(ctx, bot.Request{Messages: []bot.ChatMessage{{Role: "user", Content: "x"}}}, nil)
@@ -180,9 +181,9 @@ func TestFirstTokenTimeout(t *testing.T) {
 
 	for _, streamed := range []bool{true, false} {
 		// Six chunks 150 ms apart: 900 ms, past the 600 ms silence limit.
-		slow := newFakeOpenAI(t, step{chunks: []string{"one ", "two ", "three ", "four ", "five ", "six"}, chunkDelay: 150 * time.Millisecond, usage: withUsage(5, 0, 6)})
+		slow := modelfake.ForTest(t, modelfake.Reply{Chunks: []string{"one ", "two ", "three ", "four ", "five ", "six"}, ChunkDelay: 150 * time.Millisecond, Usage: &modelfake.Usage{Prompt: 5, Completion: 6}})
 		var sl sleeps
-		c := mustClient(t, Config{APIKey: "k", BaseURL: slow.URL(), FirstTokenTimeout: ft}, &sl)
+		c := mustClient(t, Config{APIKey: "k", BaseURL: slow.BaseURL(), FirstTokenTimeout: ft}, &sl)
 		var got string
 		var onDelta func(string)
 		if streamed {
@@ -197,9 +198,9 @@ func TestFirstTokenTimeout(t *testing.T) {
 		}
 	}
 
-	silent := newFakeOpenAI(t, step{hang: true})
+	silent := modelfake.ForTest(t, modelfake.Reply{Hang: true})
 	var sl sleeps
-	c := mustClient(t, Config{APIKey: "k", BaseURL: silent.URL(), FirstTokenTimeout: ft, BaseBackoff: 10 * time.Millisecond}, &sl)
+	c := mustClient(t, Config{APIKey: "k", BaseURL: silent.BaseURL(), FirstTokenTimeout: ft, BaseBackoff: 10 * time.Millisecond}, &sl)
 	start := time.Now()
 	comp, err := c.Complete(ctx, req, nil)
 	took := time.Since(start)
@@ -265,27 +266,27 @@ func TestDefaultsReportASilentModelWithinAMinute(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		steps      []step
+		replies    []modelfake.Reply
 		fire       []bool
 		wantTimers []time.Duration
 		wantSleeps []time.Duration
 	}{
-		{name: "silent throughout", steps: []step{{hang: true}}, fire: []bool{true, true, true, true},
+		{name: "silent throughout", replies: []modelfake.Reply{{Hang: true}}, fire: []bool{true, true, true, true},
 			// 30 s silent; 0.5 s back-off (the first ceiling); 29.5 s left
 			// of the limit for the second attempt; then 60 s are gone.
 			wantTimers: []time.Duration{30 * time.Second, 29500 * time.Millisecond},
 			wantSleeps: []time.Duration{500 * time.Millisecond}},
 		{name: "rate-limited for 30 s, then silent",
-			steps: []step{{status: 429, headers: map[string]string{"Retry-After": "30"}}, {hang: true}}, fire: []bool{false, true, true},
+			replies: []modelfake.Reply{{Status: 429, Header: map[string]string{"Retry-After": "30"}}, {Hang: true}}, fire: []bool{false, true, true},
 			// 0 s; 30 s Retry-After; 30 s silent; 60 s gone.
 			wantTimers: []time.Duration{30 * time.Second, 30 * time.Second},
 			wantSleeps: []time.Duration{30 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeOpenAI(t, tt.steps...)
+			f := modelfake.ForTest(t, tt.replies...)
 			clock := &fakeClock{now: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), fire: tt.fire}
-			cfg := Config{APIKey: "k", BaseURL: f.URL()}
+			cfg := Config{APIKey: "k", BaseURL: f.BaseURL()}
 			clock.install(&cfg)
 			cfg.jitter = func() float64 { return 1 } // the worst back-off
 			c, err := New(cfg)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
 	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/usage"
 )
@@ -24,10 +25,10 @@ import (
 func TestAcceptanceHybridRunbooks(t *testing.T) {
 	ctx := context.Background()
 	const answer = "Clean up /var/log and the journal [1]."
-	chat := newFakeOpenAI(t, step{model: "gpt-4o-mini", chunks: []string{answer}, usage: withUsage(300, 0, 20)})
+	chat := modelfake.ForTest(t, modelfake.Reply{Model: "gpt-4o-mini", Chunks: []string{answer}, Usage: &modelfake.Usage{Prompt: 300, Completion: 20}})
 	emb := embedtest.New(t)
 	var sl sleeps
-	llm := mustClient(t, Config{BaseURL: chat.URL(), Model: "gpt-4o-mini"}, &sl)
+	llm := mustClient(t, Config{BaseURL: chat.BaseURL(), Model: "gpt-4o-mini"}, &sl)
 	embedder := mustEmbedder(t, Config{BaseURL: emb.URL(), MaxRetries: -1}, &sl)
 	// One price table for both calls: embeddings at $2 per 1M tokens, so a
 	// short question costs whole micro-dollars.

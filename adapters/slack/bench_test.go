@@ -26,39 +26,13 @@ import (
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 	"github.com/apacops/opsbot/internal/pgbench"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/internal/testriver"
 	"github.com/apacops/opsbot/users"
 )
-
-// sleepyModel is a model that takes 30 seconds to answer (or until the
-// call is abandoned); it counts the calls in flight.
-type sleepyModel struct {
-	srv      *httptest.Server
-	inFlight atomic.Int64
-	release  chan struct{}
-}
-
-func newSleepyModel(b *testing.B) *sleepyModel {
-	m := &sleepyModel{release: make(chan struct{})}
-	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.inFlight.Add(1)
-		defer m.inFlight.Add(-1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		select {
-		case <-time.After(30 * time.Second):
-		case <-r.Context().Done():
-		case <-m.release:
-		}
-		http.Error(w, `{"error":{"message":"slept"}}`, http.StatusServiceUnavailable)
-	}))
-	b.Cleanup(func() {
-		close(m.release)
-		m.srv.Close()
-	})
-	return m
-}
 
 // rssBytes is this process's resident set (VmRSS).
 func rssBytes() int64 {
@@ -111,15 +85,18 @@ func benchmarkEventAck(b *testing.B, workers int, inboxOnly bool) {
 	}
 	b.Cleanup(db.Close)
 
-	slackAPI := newTestFakeSlack(b)
-	model := newSleepyModel(b)
-	llm, err := openai.New(openai.Config{BaseURL: model.srv.URL + "/v1", APIKey: "sk-bench", MaxRetries: -1})
+	slackAPI := slackfake.ForTest(b)
+	// A model that takes 30 seconds to answer (or until the call is
+	// abandoned or the fake closes).
+	model := modelfake.Start(modelfake.Config{Replies: []modelfake.Reply{{Latency: 30 * time.Second, Status: http.StatusServiceUnavailable}}})
+	b.Cleanup(model.Close)
+	llm, err := openai.New(openai.Config{BaseURL: model.BaseURL(), APIKey: "sk-bench", MaxRetries: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	us := users.NewStore(db, "Asia/Singapore")
 	cmds := commands.New(commands.Config{DB: db, Users: us})
-	app, err := New(Config{BotToken: testBotToken, SigningSecret: testSecret, APIURL: slackAPI.APIURL(), DB: db, Users: us, Commands: cmds})
+	app, err := New(Config{BotToken: slackfake.BotToken, SigningSecret: testSecret, APIURL: slackAPI.APIURL(), DB: db, Users: us, Commands: cmds})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -164,7 +141,7 @@ func benchmarkEventAck(b *testing.B, workers int, inboxOnly bool) {
 	const people = 50
 	for i := range people {
 		id := fmt.Sprintf("U%04d", i)
-		slackAPI.addPerson(id, "Person "+id, "Asia/Singapore")
+		slackAPI.AddPerson(id, "Person "+id, "Asia/Singapore")
 		if _, err := app.person(ctx, "T0001", id); err != nil {
 			b.Fatal(err)
 		}
@@ -200,12 +177,10 @@ func benchmarkEventAck(b *testing.B, workers int, inboxOnly bool) {
 				mu.Unlock()
 				return
 			}
-			body := callback("T0001", "EvB"+strconv.Itoa(n), mention(fmt.Sprintf("U%04d", n%people), "C0BENCH", ts, "", question))
-			now := strconv.FormatInt(time.Now().Unix(), 10)
+			body := slackfake.EventCallback("T0001", "EvB"+strconv.Itoa(n), slackfake.AppMention(fmt.Sprintf("U%04d", n%people), "C0BENCH", ts, "", question))
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+PathEvents, bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Slack-Request-Timestamp", now)
-			req.Header.Set("X-Slack-Signature", sign(testSecret, now, body))
+			slackfake.SignRequest(req, testSecret, body, time.Now())
 			t0 := time.Now()
 			resp, err := client.Do(req)
 			d := time.Since(t0)
@@ -231,7 +206,7 @@ func benchmarkEventAck(b *testing.B, workers int, inboxOnly bool) {
 	}
 	// Let the workers take what they can, then look at the process.
 	deadline := time.Now().Add(30 * time.Second)
-	for model.inFlight.Load() < int64(min(workers, i)) && time.Now().Before(deadline) {
+	for model.InFlight() < min(workers, i) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	runtime.GC()
@@ -250,10 +225,10 @@ func benchmarkEventAck(b *testing.B, workers int, inboxOnly bool) {
 		b.ReportMetric(float64(pctOf(handled, 0.99).Microseconds())/1000, "handler-p99-ms")
 	}
 	b.ReportMetric(float64(i)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(model.inFlight.Load()), "turns-in-model")
+	b.ReportMetric(float64(model.InFlight()), "turns-in-model")
 	b.ReportMetric(float64(rss)/(1<<20), "rss-MB")
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
-	b.Logf("%d events in %s; %d turns in a model call, %d goroutines", i, elapsed.Round(time.Millisecond), model.inFlight.Load(), runtime.NumGoroutine())
+	b.Logf("%d events in %s; %d turns in a model call, %d goroutines", i, elapsed.Round(time.Millisecond), model.InFlight(), runtime.NumGoroutine())
 
 	base, err := pgbench.Run(ctx, "-N", 1, 5*time.Second)
 	if err != nil {

@@ -3,9 +3,6 @@ package slack
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +25,8 @@ import (
 	"github.com/apacops/opsbot/adapters/openai"
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/internal/testriver"
 	"github.com/apacops/opsbot/knowledge"
@@ -45,93 +43,9 @@ const (
 	costPerCallMicroUSD   = 360
 )
 
-// fakeModel speaks OpenAI's /v1/chat/completions as the real adapter calls
-// it: JSON answers, or server-sent event streams ending in a usage chunk
-// and [DONE]. It answers a question with the text a test scripted for it,
-// else defaultAnswer.
-type fakeModel struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	calls   map[string]int // by question
-	answers map[string]string
-	down    map[string]bool // questions answered with a 503
-}
-
-func newFakeModel() *fakeModel {
-	m := &fakeModel{calls: map[string]int{}, answers: map[string]string{}, down: map[string]bool{}}
-	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
-	return m
-}
-
-// script makes the model answer question with answer.
-func (m *fakeModel) script(question, answer string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.answers[question] = answer
-}
-
-func (m *fakeModel) serve(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Stream   bool `json:"stream"`
-		Messages []struct {
-			Content string `json:"content"`
-		} `json:"messages"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
-		http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
-		return
-	}
-	question := req.Messages[len(req.Messages)-1].Content
-	m.mu.Lock()
-	m.calls[question]++
-	text, ok := m.answers[question]
-	down := m.down[question]
-	m.mu.Unlock()
-	if down {
-		http.Error(w, `{"error":{"message":"The server is overloaded","type":"server_error"}}`, http.StatusServiceUnavailable)
-		return
-	}
-	if !ok {
-		text = defaultAnswer
-	}
-	usage := map[string]any{"prompt_tokens": modelPromptTokens, "completion_tokens": modelCompletionTokens,
-		"total_tokens": modelPromptTokens + modelCompletionTokens}
-	if !req.Stream {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"id": "cmpl-1", "object": "chat.completion", "created": 1764000000,
-			"model": "gpt-4o-mini", "usage": usage, "choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": text}}}})
-		return
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	chunk := func(v map[string]any) {
-		v["id"], v["object"], v["created"], v["model"] = "cmpl-1", "chat.completion.chunk", 1764000000, "gpt-4o-mini"
-		b, _ := json.Marshal(v)
-		fmt.Fprintf(w, "data: %s\n\n", b)
-		w.(http.Flusher).Flush()
-	}
-	for _, piece := range strings.SplitAfter(text, " ") {
-		chunk(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": piece}}}})
-	}
-	chunk(map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}})
-	chunk(map[string]any{"choices": []any{}, "usage": usage})
-	fmt.Fprint(w, "data: [DONE]\n\n")
-}
-
-// reset forgets the calls and scripted answers.
-func (m *fakeModel) reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.calls)
-	clear(m.answers)
-	clear(m.down)
-}
-
-// callsFor counts the model calls for a question.
-func (m *fakeModel) callsFor(question string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.calls[question]
+// answer is the model's reply with text, at the usage above.
+func answer(text string) modelfake.Reply {
+	return modelfake.Reply{Chunks: modelfake.Words(text), Usage: &modelfake.Usage{Prompt: modelPromptTokens, Completion: modelCompletionTokens}}
 }
 
 const testSecret = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -146,8 +60,8 @@ const defaultAnswer = "Check **disk** usage with `df -h`."
 // event ids, channels and threads.
 type env struct {
 	db      *pgxpool.Pool
-	slack   *fakeSlack
-	model   *fakeModel
+	slack   *slackfake.Server
+	model   *modelfake.Server
 	app     *App
 	replier *testReplier
 	inbox   *bot.Inbox
@@ -191,14 +105,15 @@ func runTests(m *testing.M) int {
 }
 
 func buildEnv(ctx context.Context) (stop func(), err error) {
-	e := &env{db: testPool, slack: newFakeSlack(), model: newFakeModel()}
-	llm, err := openai.New(openai.Config{BaseURL: e.model.srv.URL + "/v1", APIKey: "sk-test", Model: "gpt-4o-mini", MaxRetries: -1})
+	e := &env{db: testPool, slack: slackfake.Start(slackfake.Config{Record: true}),
+		model: modelfake.Start(modelfake.Config{Replies: []modelfake.Reply{answer(defaultAnswer)}})}
+	llm, err := openai.New(openai.Config{BaseURL: e.model.BaseURL(), APIKey: "sk-test", Model: "gpt-4o-mini", MaxRetries: -1})
 	if err != nil {
 		return nil, err
 	}
 	e.users = users.NewStore(e.db, "Asia/Singapore")
 	cmds := commands.New(commands.Config{DB: e.db, Users: e.users, Gaps: knowledge.New(e.db, time.Now)})
-	e.app, err = New(Config{BotToken: testBotToken, SigningSecret: testSecret, AppToken: testAppToken, APIURL: e.slack.APIURL(),
+	e.app, err = New(Config{BotToken: slackfake.BotToken, SigningSecret: testSecret, AppToken: slackfake.AppToken, APIURL: e.slack.APIURL(),
 		DB: e.db, Users: e.users, Commands: cmds, PostEvery: 10 * time.Millisecond, UpdateEvery: 50 * time.Millisecond})
 	if err != nil {
 		return nil, err
@@ -221,16 +136,16 @@ func buildEnv(ctx context.Context) (stop func(), err error) {
 		mux.Handle(r.Method+" "+r.Path, http.MaxBytesHandler(r.Handler, r.MaxBodyBytes))
 	}
 	e.srv = httptest.NewServer(mux)
-	e.slack.addPerson("U1ANA", "Ana Reyes", "Asia/Manila")
-	e.slack.addPerson("U2RAVI", "Ravi Kumar", "Asia/Kolkata")
+	e.slack.AddPerson("U1ANA", "Ana Reyes", "Asia/Manila")
+	e.slack.AddPerson("U2RAVI", "Ravi Kumar", "Asia/Kolkata")
 	sharedEnv = e
 	return func() {
 		e.srv.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = e.river.Stop(sctx)
-		e.slack.close()
-		e.model.srv.Close()
+		e.slack.Close()
+		e.model.Close()
 	}, nil
 }
 
@@ -292,14 +207,14 @@ func testEnv(t *testing.T) *env {
 	if _, err := e.db.Exec(context.Background(), `TRUNCATE users, inbound_events, river_job CASCADE`); err != nil {
 		t.Fatalf("reset the database: %v", err)
 	}
-	e.slack.reset()
-	e.model.reset()
+	e.slack.Reset()
+	e.model.Reset()
 	e.app.people = newProfiles(e.app.cfg.ProfileTTL)
 	e.app.mu.Lock()
 	e.app.botUser, e.app.noStream = "", map[string]time.Time{}
 	e.app.mu.Unlock()
 	t.Cleanup(func() {
-		for _, m := range e.slack.methods() {
+		for _, m := range e.slack.Methods() {
 			if _, ok := apiScopes[m]; !ok {
 				t.Errorf("called %s, which apiScopes (and so the manifest) does not know", m)
 			}
@@ -308,26 +223,15 @@ func testEnv(t *testing.T) *env {
 	return e
 }
 
-// sign computes Slack's request signature: v0= and the hex HMAC-SHA256,
-// keyed by the signing secret, of "v0:<timestamp>:<body>".
-func sign(secret, ts string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + ts + ":"))
-	mac.Write(body)
-	return "v0=" + hex.EncodeToString(mac.Sum(nil))
-}
-
 // post sends a signed request as Slack does, now.
 func (e *env) post(t testing.TB, path, contentType string, body []byte, header http.Header) *http.Response {
 	t.Helper()
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", sign(testSecret, ts, body))
+	slackfake.SignRequest(req, testSecret, body, time.Now())
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -337,6 +241,46 @@ func (e *env) post(t testing.TB, path, contentType string, body []byte, header h
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// send delivers an envelope over Socket Mode.
+func (e *env) send(t testing.TB, envelopeID, typ string, payload any, retry int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.slack.Send(ctx, slackfake.Envelope{ID: envelopeID, Type: typ, Payload: payload, Retry: retry}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAck waits for an envelope's ack and returns its payload.
+func (e *env) waitAck(t testing.TB, envelopeID string) json.RawMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	a, err := e.slack.WaitAck(ctx, envelopeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Payload
+}
+
+// response waits for the post to response_url id and returns it.
+func (e *env) response(t testing.TB, id string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := e.slack.Response(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// setFault installs a fault in the fake Slack for the rest of the test.
+func (e *env) setFault(t testing.TB, f slackfake.Fault) {
+	e.slack.SetFault(f)
+	t.Cleanup(func() { e.slack.SetFault(nil) })
 }
 
 // deliver posts an Events API callback from team T0001; retry > 0 adds
@@ -353,35 +297,7 @@ func (e *env) deliverFrom(t testing.TB, team, eventID string, inner map[string]a
 		h.Set("X-Slack-Retry-Num", strconv.Itoa(retry))
 		h.Set("X-Slack-Retry-Reason", "http_timeout")
 	}
-	return e.post(t, PathEvents, "application/json", callback(team, eventID, inner), h)
-}
-
-// callback is an Events API event_callback body, as Slack sends it.
-func callback(team, eventID string, inner map[string]any) []byte {
-	b, _ := json.Marshal(map[string]any{
-		"token": "legacy-verification-token", "team_id": team, "api_app_id": "A0OPS", "type": "event_callback",
-		"event_id": eventID, "event_time": 1764000000, "event": inner,
-		"authorizations": []any{map[string]any{"team_id": team, "user_id": testBotUser, "is_bot": true}},
-	})
-	return b
-}
-
-func mention(user, channel, ts, threadTS, text string) map[string]any {
-	ev := map[string]any{"type": "app_mention", "user": user, "text": "<@" + testBotUser + "> " + text, "ts": ts,
-		"channel": channel, "event_ts": ts}
-	if threadTS != "" {
-		ev["thread_ts"] = threadTS
-	}
-	return ev
-}
-
-func message(user, channel, channelType, ts, threadTS, text string) map[string]any {
-	ev := map[string]any{"type": "message", "user": user, "text": text, "ts": ts, "channel": channel,
-		"channel_type": channelType, "event_ts": ts}
-	if threadTS != "" {
-		ev["thread_ts"] = threadTS
-	}
-	return ev
+	return e.post(t, PathEvents, "application/json", slackfake.EventCallback(team, eventID, inner), h)
 }
 
 // slashForm is /opsbot as Slack posts it.
@@ -436,19 +352,19 @@ func (e *env) count(t testing.TB, sql string, args ...any) int {
 
 // answers waits until a thread has n messages and no turn job is left to
 // run, and returns the thread's messages.
-func (e *env) answers(t testing.TB, channel, thread string, n int) []fakeMsg {
+func (e *env) answers(t testing.TB, channel, thread string, n int) []slackfake.Message {
 	t.Helper()
 	testriver.WaitFor(t, fmt.Sprintf("%d messages in thread %s", n, thread), func() bool {
-		return len(e.slack.inThread(channel, thread)) >= n && e.idle(t)
+		return len(e.slack.InThread(channel, thread)) >= n && e.idle(t)
 	})
-	return e.slack.inThread(channel, thread)
+	return e.slack.InThread(channel, thread)
 }
 
 // mentionAnswered has Ana mention the bot in a new thread (ts) of channel
 // and waits for the answer.
-func (e *env) mentionAnswered(t testing.TB, eventID, channel, ts, question string) []fakeMsg {
+func (e *env) mentionAnswered(t testing.TB, eventID, channel, ts, question string) []slackfake.Message {
 	t.Helper()
-	e.deliver(t, eventID, mention("U1ANA", channel, ts, "", question), 0)
+	e.deliver(t, eventID, slackfake.AppMention("U1ANA", channel, ts, "", question), 0)
 	return e.answers(t, channel, ts, 1)
 }
 

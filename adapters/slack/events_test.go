@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/apacops/opsbot/bot"
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 	"github.com/apacops/opsbot/internal/testriver"
 )
 
-func metadataOf(t *testing.T, m fakeMsg) map[string]any {
+func metadataOf(t *testing.T, m slackfake.Message) map[string]any {
 	t.Helper()
 	var md struct {
 		EventType    string         `json:"event_type"`
@@ -41,9 +43,9 @@ func threadAnswer(t *testing.T, e *env, channel, thread string) (id, pmid string
 
 func TestMentionAnsweredInItsThread(t *testing.T) {
 	e := testEnv(t)
-	e.model.script("how do I free /var?", "Run **df -h**, then check /var/log.")
+	e.model.Script("how do I free /var?", answer("Run **df -h**, then check /var/log."))
 	const ts = "1764000001.000100"
-	if resp := e.deliver(t, "Ev1MENTION", mention("U1ANA", "C1MENTION", ts, "", "how do I free /var?"), 0); resp.StatusCode != http.StatusOK {
+	if resp := e.deliver(t, "Ev1MENTION", slackfake.AppMention("U1ANA", "C1MENTION", ts, "", "how do I free /var?"), 0); resp.StatusCode != http.StatusOK {
 		t.Fatalf("delivery: got %d, want 200", resp.StatusCode)
 	}
 	msgs := e.answers(t, "C1MENTION", ts, 1)
@@ -79,12 +81,12 @@ func TestMentionAnsweredInItsThread(t *testing.T) {
 // finished as mrkdwn.
 func TestAnswerRenderedAsMrkdwnWithoutStreaming(t *testing.T) {
 	e := testEnv(t)
-	e.slack.noStream["C2NOSTREAM"] = true
-	e.model.script("disk full on web-03",
-		"## Steps\n\n- Run **df -h**\n- Read [the runbook](https://wiki.example.com/disk)\n\n```bash\ndu -sh /var/* | sort -h\n```")
+	e.slack.DisableStreaming("C2NOSTREAM")
+	e.model.Script("disk full on web-03",
+		answer("## Steps\n\n- Run **df -h**\n- Read [the runbook](https://wiki.example.com/disk)\n\n```bash\ndu -sh /var/* | sort -h\n```"))
 	const ts = "1764000002.000100"
-	mark := e.slack.mark()
-	e.deliverFrom(t, "T0NOSTREAM", "Ev2MD", mention("U1ANA", "C2NOSTREAM", ts, "", "disk full on web-03"), 0)
+	mark := e.slack.Mark()
+	e.deliverFrom(t, "T0NOSTREAM", "Ev2MD", slackfake.AppMention("U1ANA", "C2NOSTREAM", ts, "", "disk full on web-03"), 0)
 	msgs := e.answers(t, "C2NOSTREAM", ts, 1)
 	if len(msgs) != 1 {
 		t.Fatalf("got %d messages, want 1 (posted, then updated)", len(msgs))
@@ -106,11 +108,11 @@ func TestAnswerRenderedAsMrkdwnWithoutStreaming(t *testing.T) {
 	if md := metadataOf(t, msgs[0]); md[mdFinal] != true {
 		t.Errorf("metadata %v: want final after the update", md)
 	}
-	posts := e.slack.callsAfter(mark, methodPostMessage)
+	posts := e.slack.CallsAfter(mark, methodPostMessage)
 	if len(posts) != 1 || !strings.Contains(posts[0].Form.Get("metadata"), `"final":false`) {
 		t.Errorf("chat.postMessage calls %v, want 1, marked unfinished", posts)
 	}
-	if n := len(e.slack.callsAfter(mark, methodUpdate)); n < 1 {
+	if n := len(e.slack.CallsAfter(mark, methodUpdate)); n < 1 {
 		t.Errorf("chat.update calls %d, want at least the final one", n)
 	}
 }
@@ -121,23 +123,23 @@ func TestFollowUpWithoutMentionAnswered(t *testing.T) {
 	e.mentionAnswered(t, "Ev3A", "C3FOLLOW", root, "pods crash on deploy")
 
 	// Slack also sends the mention as a channel message: answered once only.
-	e.deliver(t, "Ev3DUP", message("U1ANA", "C3FOLLOW", "channel", root, "", "<@"+testBotUser+"> pods crash on deploy"), 0)
+	e.deliver(t, "Ev3DUP", slackfake.MessageEvent("U1ANA", "C3FOLLOW", "channel", root, "", "<@"+slackfake.BotUserID+"> pods crash on deploy"), 0)
 	// Things opsbot ignores, in the answered thread and elsewhere.
-	edited := message("U1ANA", "C3FOLLOW", "channel", "1764000003.000500", root, "edited")
+	edited := slackfake.MessageEvent("U1ANA", "C3FOLLOW", "channel", "1764000003.000500", root, "edited")
 	edited["subtype"] = "message_changed"
-	botMsg := message("U1ANA", "C3FOLLOW", "channel", "1764000003.000600", root, "from a bot")
+	botMsg := slackfake.MessageEvent("U1ANA", "C3FOLLOW", "channel", "1764000003.000600", root, "from a bot")
 	botMsg["bot_id"] = "B0OTHER"
-	ours := message(testBotUser, "C3FOLLOW", "channel", "1764000003.000650", root, "our own answer")
-	join := message("U1ANA", "C3FOLLOW", "channel", "1764000003.000700", "", "has joined")
+	ours := slackfake.MessageEvent(slackfake.BotUserID, "C3FOLLOW", "channel", "1764000003.000650", root, "our own answer")
+	join := slackfake.MessageEvent("U1ANA", "C3FOLLOW", "channel", "1764000003.000700", "", "has joined")
 	join["subtype"] = "channel_join"
 	for id, ev := range map[string]map[string]any{"Ev3EDIT": edited, "Ev3BOT": botMsg, "Ev3OURS": ours, "Ev3JOIN": join,
-		"Ev3OTHER": message("U1ANA", "C3FOLLOW", "channel", "1764000003.000900", "1764000003.000800", "a thread without the bot")} {
+		"Ev3OTHER": slackfake.MessageEvent("U1ANA", "C3FOLLOW", "channel", "1764000003.000900", "1764000003.000800", "a thread without the bot")} {
 		if resp := e.deliver(t, id, ev, 0); resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: got %d, want 200 (acked, ignored)", id, resp.StatusCode)
 		}
 	}
 
-	e.deliver(t, "Ev3B", message("U1ANA", "C3FOLLOW", "channel", "1764000003.000300", root, "and after a rollback?"), 0)
+	e.deliver(t, "Ev3B", slackfake.MessageEvent("U1ANA", "C3FOLLOW", "channel", "1764000003.000300", root, "and after a rollback?"), 0)
 	msgs := e.answers(t, "C3FOLLOW", root, 2)
 	if len(msgs) != 2 {
 		t.Fatalf("got %d messages in the thread, want 2 answers", len(msgs))
@@ -153,25 +155,25 @@ func TestFollowUpWithoutMentionAnswered(t *testing.T) {
 func TestDirectMessageAnswered(t *testing.T) {
 	e := testEnv(t)
 	const ts = "1764000004.000100"
-	e.model.script("how do I rotate the kafka creds?", "Use the secret-rotation runbook.")
-	e.deliver(t, "Ev4DM", message("U2RAVI", "D4RAVI", "im", ts, "", "how do I rotate the kafka creds?"), 0)
+	e.model.Script("how do I rotate the kafka creds?", answer("Use the secret-rotation runbook."))
+	e.deliver(t, "Ev4DM", slackfake.MessageEvent("U2RAVI", "D4RAVI", "im", ts, "", "how do I rotate the kafka creds?"), 0)
 	msgs := e.answers(t, "D4RAVI", ts, 1)
 	if len(msgs) != 1 || msgs[0].Markdown != "Use the secret-rotation runbook." {
 		t.Fatalf("DM thread: got %+v, want the answer", msgs)
 	}
 	// A token is handed out in a DM only, ephemerally, once.
 	ravi := e.userOf(t, "U2RAVI")
-	mark := e.slack.mark()
-	e.deliver(t, "Ev4TOKEN", message("U2RAVI", "D4RAVI", "im", "1764000004.000300", "", "token"), 0)
-	testriver.WaitFor(t, "the token answer", func() bool { return len(e.slack.callsAfter(mark, methodPostEphemeral)) == 1 })
-	form := e.slack.callsAfter(mark, methodPostEphemeral)[0].Form
+	mark := e.slack.Mark()
+	e.deliver(t, "Ev4TOKEN", slackfake.MessageEvent("U2RAVI", "D4RAVI", "im", "1764000004.000300", "", "token"), 0)
+	testriver.WaitFor(t, "the token answer", func() bool { return len(e.slack.CallsAfter(mark, methodPostEphemeral)) == 1 })
+	form := e.slack.CallsAfter(mark, methodPostEphemeral)[0].Form
 	if form.Get("user") != "U2RAVI" || !strings.Contains(form.Get("blocks"), "shown only this once") {
 		t.Errorf("token answer %v: want an ephemeral message to U2RAVI", form)
 	}
 	if n := e.count(t, `SELECT count(*) FROM api_tokens WHERE user_id = $1`, ravi.ID); n != 1 {
 		t.Errorf("tokens %d, want 1", n)
 	}
-	if n := len(e.slack.inThread("D4RAVI", "1764000004.000300")); n != 0 {
+	if n := len(e.slack.InThread("D4RAVI", "1764000004.000300")); n != 0 {
 		t.Errorf("the token was also posted for good (%d messages)", n)
 	}
 }
@@ -180,7 +182,7 @@ func TestConcurrentDeliveriesAnsweredOnce(t *testing.T) {
 	e := testEnv(t)
 	const ts = "1764000005.000100"
 	const question = "is the VPN down for everyone?"
-	body := mention("U1ANA", "C5SAME", ts, "", question)
+	body := slackfake.AppMention("U1ANA", "C5SAME", ts, "", question)
 	var wg sync.WaitGroup
 	codes := make(chan int, 5)
 	start := make(chan struct{})
@@ -200,10 +202,10 @@ func TestConcurrentDeliveriesAnsweredOnce(t *testing.T) {
 	}
 	e.answers(t, "C5SAME", ts, 1)
 	time.Sleep(200 * time.Millisecond) // room for a second job, if there were one
-	if n := e.model.callsFor(question); n != 1 {
+	if n := e.model.CallsFor(question); n != 1 {
 		t.Errorf("model calls %d, want 1", n)
 	}
-	if n := len(e.slack.inThread("C5SAME", ts)); n != 1 {
+	if n := len(e.slack.InThread("C5SAME", ts)); n != 1 {
 		t.Errorf("replies %d, want 1", n)
 	}
 	if n := e.count(t, `SELECT count(*) FROM usage_events u JOIN conversations c ON c.id = u.conversation_id WHERE c.thread_id = $1`, ts); n != 1 {
@@ -229,12 +231,12 @@ func TestReplyPostedOnceAcrossACrash(t *testing.T) {
 			if !tt.stream {
 				e.replier.set(e.replier.noStream, key)
 			}
-			mark := e.slack.mark()
-			e.deliver(t, event, mention("U1ANA", "C6CRASH", ts, "", question), 0)
+			mark := e.slack.Mark()
+			e.deliver(t, event, slackfake.AppMention("U1ANA", "C6CRASH", ts, "", question), 0)
 			testriver.WaitFor(t, "the job completed after its retry", func() bool {
 				return e.count(t, `SELECT count(*) FROM river_job WHERE args->>'key' = $1 AND state = 'completed'`, key) == 1
 			})
-			msgs := e.slack.inThread("C6CRASH", ts)
+			msgs := e.slack.InThread("C6CRASH", ts)
 			if len(msgs) != 1 {
 				t.Fatalf("got %d replies, want 1", len(msgs))
 			}
@@ -244,10 +246,10 @@ func TestReplyPostedOnceAcrossACrash(t *testing.T) {
 				t.Errorf("crashed %v, attempts %d, recorded %q: want a crash, then a second attempt recording the first post %s",
 					e.replier.didCrash(key), attempt, pmid, msgs[0].TS)
 			}
-			if n := len(e.slack.callsAfter(mark, methodReplies)); n != 1 {
+			if n := len(e.slack.CallsAfter(mark, methodReplies)); n != 1 {
 				t.Errorf("conversations.replies calls %d, want 1 (the retry looked)", n)
 			}
-			if n := e.model.callsFor(question); n != 1 {
+			if n := e.model.CallsFor(question); n != 1 {
 				t.Errorf("model calls %d, want 1", n)
 			}
 		})
@@ -256,7 +258,7 @@ func TestReplyPostedOnceAcrossACrash(t *testing.T) {
 
 func TestSignaturesRefused(t *testing.T) {
 	e := testEnv(t)
-	body := callback("T0001", "Ev7FORGED", mention("U7NOBODY", "C7SIG", "1764000007.000100", "", "hello"))
+	body := slackfake.EventCallback("T0001", "Ev7FORGED", slackfake.AppMention("U7NOBODY", "C7SIG", "1764000007.000100", "", "hello"))
 	now := time.Now().Unix()
 	for _, tt := range []struct {
 		name   string
@@ -276,7 +278,7 @@ func TestSignaturesRefused(t *testing.T) {
 			req.Header.Set("X-Slack-Request-Timestamp", tsStr)
 			switch tt.sig {
 			case "":
-				req.Header.Set("X-Slack-Signature", sign(tt.secret, tsStr, body))
+				req.Header.Set("X-Slack-Signature", slackfake.Sign(tt.secret, tsStr, body))
 			case "-":
 			default:
 				req.Header.Set("X-Slack-Signature", tt.sig)
@@ -294,7 +296,7 @@ func TestSignaturesRefused(t *testing.T) {
 	for _, path := range []string{PathCommands, PathInteractivity} {
 		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader("text=usage"))
 		req.Header.Set("X-Slack-Request-Timestamp", "1764000000")
-		req.Header.Set("X-Slack-Signature", sign(testSecret, "1764000000", []byte("text=usage")))
+		req.Header.Set("X-Slack-Signature", slackfake.Sign(testSecret, "1764000000", []byte("text=usage")))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -334,9 +336,7 @@ func TestSignaturesRefused(t *testing.T) {
 func TestModelDownToldInTheThread(t *testing.T) {
 	e := testEnv(t)
 	const q = "why is checkout slow?"
-	e.model.mu.Lock()
-	e.model.down[q] = true
-	e.model.mu.Unlock()
+	e.model.Script(q, modelfake.Reply{Status: http.StatusServiceUnavailable})
 	msgs := e.mentionAnswered(t, "Ev22DOWN", "C22DOWN", "1764000022.000100", q)
 	want := escape(bot.UserMessage(&bot.ModelError{Kind: bot.ModelUnavailable}))
 	if len(msgs) != 1 || msgs[0].Text != want {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 )
 
 func TestToMrkdwn(t *testing.T) {
@@ -93,7 +95,7 @@ func TestPlainText(t *testing.T) {
 		{"<!subteam^S1|@oncall> help", "oncall help"},
 	}
 	for _, tt := range tests {
-		if got := plainText(tt.in, testBotUser); got != tt.want {
+		if got := plainText(tt.in, slackfake.BotUserID); got != tt.want {
 			t.Errorf("plainText(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}

@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 )
 
 func TestNotifierPosts(t *testing.T) {
-	fake := newTestFakeSlack(t)
-	n := NewNotifier(testBotToken, fake.APIURL(), "C0OPS")
+	fake := slackfake.ForTest(t)
+	n := NewNotifier(slackfake.BotToken, fake.APIURL(), "C0OPS")
 
 	if err := n.Notify(context.Background(), "Top users: <!channel> & co"); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
-	posts := fake.callsOf(methodPostMessage)
+	posts := fake.Calls(methodPostMessage)
 	if len(posts) != 1 {
 		t.Fatalf("got %d posts, want 1", len(posts))
 	}
@@ -52,13 +54,13 @@ func TestNotifierErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newTestFakeSlack(t)
-			fake.fail = func(method string, w http.ResponseWriter) bool {
+			fake := slackfake.ForTest(t)
+			fake.SetFault(func(method string, w http.ResponseWriter) bool {
 				w.Header().Set("Content-Type", "application/json")
 				tt.answer(w)
 				return true
-			}
-			err := NewNotifier(testBotToken, fake.APIURL(), "C0OPS").Notify(context.Background(), "hi")
+			})
+			err := NewNotifier(slackfake.BotToken, fake.APIURL(), "C0OPS").Notify(context.Background(), "hi")
 			if err == nil || !tt.check(err) {
 				t.Errorf("got %v, want the %s", err, tt.name)
 			}

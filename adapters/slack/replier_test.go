@@ -13,6 +13,7 @@ import (
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 	"github.com/apacops/opsbot/internal/testriver"
 )
 
@@ -37,15 +38,15 @@ func pingable(s string) []string {
 
 func TestModelOutputCannotPing(t *testing.T) {
 	e := testEnv(t)
-	e.slack.noStream["C13POSTED"] = true
+	e.slack.DisableStreaming("C13POSTED")
 	for _, tt := range []struct{ channel, team, ts string }{
 		{"C13STREAM", "T0001", "1764000013.000100"},
 		{"C13POSTED", "T0NOSTREAM", "1764000013.000200"},
 	} {
 		t.Run(tt.channel, func(t *testing.T) {
 			q := "write something nasty in " + tt.channel
-			e.model.script(q, hostile)
-			e.deliverFrom(t, tt.team, "Ev13"+tt.channel, mention("U1ANA", tt.channel, tt.ts, "", q), 0)
+			e.model.Script(q, answer(hostile))
+			e.deliverFrom(t, tt.team, "Ev13"+tt.channel, slackfake.AppMention("U1ANA", tt.channel, tt.ts, "", q), 0)
 			msgs := e.answers(t, tt.channel, tt.ts, 1)
 			m := msgs[0]
 			for _, field := range []string{m.Text, m.Markdown, m.Blocks} {
@@ -70,12 +71,12 @@ func TestModelOutputCannotPing(t *testing.T) {
 func TestPostMessageRateLimitHonoured(t *testing.T) {
 	e := testEnv(t)
 	const ts = "1764000014.000100"
-	e.slack.setFail(t, rateLimitOnce(methodPostMessage, 1))
-	mark := e.slack.mark()
+	e.setFault(t, slackfake.RateLimit(methodPostMessage, 1, time.Second))
+	mark := e.slack.Mark()
 	// help in a DM is posted in the thread (a command, not streamed).
-	e.deliver(t, "Ev14", message("U1ANA", "D14ANA", "im", ts, "", "help"), 0)
+	e.deliver(t, "Ev14", slackfake.MessageEvent("U1ANA", "D14ANA", "im", ts, "", "help"), 0)
 	msgs := e.answers(t, "D14ANA", ts, 1)
-	posts := e.slack.callsAfter(mark, methodPostMessage)
+	posts := e.slack.CallsAfter(mark, methodPostMessage)
 	if len(posts) != 2 || len(msgs) != 1 {
 		t.Fatalf("postMessage calls %d, messages %d: want a 429, then one message", len(posts), len(msgs))
 	}
@@ -116,29 +117,29 @@ func TestPostsPacedPerChannel(t *testing.T) {
 func TestAssistantThread(t *testing.T) {
 	e := testEnv(t)
 	const thread = "1764000015.000100"
-	mark := e.slack.mark()
+	mark := e.slack.Mark()
 	e.deliver(t, "Ev15START", map[string]any{"type": "assistant_thread_started", "event_ts": thread,
 		"assistant_thread": map[string]any{"user_id": "U1ANA", "channel_id": "D15ANA", "thread_ts": thread,
 			"context": map[string]any{"channel_id": "C0OPS", "team_id": "T0001"}}}, 0)
-	prompts := e.slack.callsAfter(mark, methodSetPrompts)
+	prompts := e.slack.CallsAfter(mark, methodSetPrompts)
 	if len(prompts) != 1 || !strings.Contains(prompts[0].Form.Get("prompts"), "How do I clear a full /var") ||
 		prompts[0].Form.Get("thread_ts") != thread {
 		t.Fatalf("suggested prompts %v, want the manifest's prompts in the new thread", prompts)
 	}
-	e.deliver(t, "Ev15Q", message("U1ANA", "D15ANA", "im", "1764000015.000200", thread, "how do we fail over postgres?"), 0)
+	e.deliver(t, "Ev15Q", slackfake.MessageEvent("U1ANA", "D15ANA", "im", "1764000015.000200", thread, "how do we fail over postgres?"), 0)
 	e.answers(t, "D15ANA", thread, 1)
-	status := e.slack.callsAfter(mark, methodSetStatus)
+	status := e.slack.CallsAfter(mark, methodSetStatus)
 	if len(status) != 1 || !strings.Contains(status[0].Form.Get("loading_messages"), "Searching runbooks…") {
 		t.Errorf("status calls %v, want one with Searching runbooks… and Thinking…", status)
 	}
-	title := e.slack.callsAfter(mark, methodSetTitle)
+	title := e.slack.CallsAfter(mark, methodSetTitle)
 	if len(title) != 1 || title[0].Form.Get("title") != "how do we fail over postgres?" {
 		t.Errorf("title calls %v, want the first question", title)
 	}
 	// A second question in the thread keeps the title.
-	e.deliver(t, "Ev15Q2", message("U1ANA", "D15ANA", "im", "1764000015.000300", thread, "and back again?"), 0)
+	e.deliver(t, "Ev15Q2", slackfake.MessageEvent("U1ANA", "D15ANA", "im", "1764000015.000300", thread, "and back again?"), 0)
 	e.answers(t, "D15ANA", thread, 2)
-	if n := len(e.slack.callsAfter(mark, methodSetTitle)); n != 1 {
+	if n := len(e.slack.CallsAfter(mark, methodSetTitle)); n != 1 {
 		t.Errorf("title set %d times, want once", n)
 	}
 }
@@ -166,15 +167,15 @@ func TestUnrecordedEventRedeliveredThenToldOnTheLast(t *testing.T) {
 	t.Cleanup(down.srv.Close)
 	const ts = "1764000016.000100"
 	for retry := range finalDelivery + 1 {
-		if resp := down.deliver(t, "Ev16DOWN", mention("U1ANA", "C16DOWN", ts, "", "anyone there?"), retry); resp.StatusCode != http.StatusServiceUnavailable {
+		if resp := down.deliver(t, "Ev16DOWN", slackfake.AppMention("U1ANA", "C16DOWN", ts, "", "anyone there?"), retry); resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("delivery %d: got %d, want 503", retry, resp.StatusCode)
 		}
-		told := e.slack.inThread("C16DOWN", ts)
+		told := e.slack.InThread("C16DOWN", ts)
 		if want := retry == finalDelivery; (len(told) == 1) != want || len(told) > 1 {
 			t.Fatalf("after delivery %d: %d notices, want one only after the last", retry, len(told))
 		}
 	}
-	if got := e.slack.inThread("C16DOWN", ts)[0].Text; got != escape(lostNotice) {
+	if got := e.slack.InThread("C16DOWN", ts)[0].Text; got != escape(lostNotice) {
 		t.Errorf("notice %q", got)
 	}
 }
@@ -191,9 +192,9 @@ func TestAbandonedStreamDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	add("First words of an answer ")
-	testriver.WaitFor(t, "the stream to start", func() bool { return len(e.slack.inThread("C17", "1764000017.000100")) == 1 })
+	testriver.WaitFor(t, "the stream to start", func() bool { return len(e.slack.InThread("C17", "1764000017.000100")) == 1 })
 	cancel()
-	testriver.WaitFor(t, "the stream to be deleted", func() bool { return len(e.slack.inThread("C17", "1764000017.000100")) == 0 })
+	testriver.WaitFor(t, "the stream to be deleted", func() bool { return len(e.slack.InThread("C17", "1764000017.000100")) == 0 })
 	if s := e.app.streams.take(turn.Key); s != nil {
 		t.Errorf("the abandoned stream is still held")
 	}
@@ -210,12 +211,12 @@ func TestStreamEndsWithFailureNotice(t *testing.T) {
 		t.Fatal(err)
 	}
 	add("Partial ")
-	testriver.WaitFor(t, "the stream to start", func() bool { return len(e.slack.inThread("C18", "1764000018.000100")) == 1 })
+	testriver.WaitFor(t, "the stream to start", func() bool { return len(e.slack.InThread("C18", "1764000018.000100")) == 1 })
 	const notice = "The language model did not answer in time."
 	if _, err := e.app.Reply(context.Background(), turn, bot.Reply{Text: notice, Attempt: 5}); err != nil {
 		t.Fatal(err)
 	}
-	msgs := e.slack.inThread("C18", "1764000018.000100")
+	msgs := e.slack.InThread("C18", "1764000018.000100")
 	if len(msgs) != 1 || msgs[0].Streaming || !strings.HasSuffix(msgs[0].Markdown, notice) {
 		t.Errorf("messages %+v, want the stream stopped with the notice", msgs)
 	}
@@ -237,7 +238,7 @@ func TestLongAnswerSplitIntoParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := e.slack.inThread("C19", "1764000019.000100")
+	msgs := e.slack.InThread("C19", "1764000019.000100")
 	if len(msgs) < 2 || msgs[0].TS != first {
 		t.Fatalf("posted %d messages (first %s), want several, the first returned", len(msgs), first)
 	}
@@ -249,10 +250,10 @@ func TestLongAnswerSplitIntoParts(t *testing.T) {
 			t.Errorf("message %d: the vote buttons belong on the last part only", i)
 		}
 	}
-	mark := e.slack.mark()
+	mark := e.slack.Mark()
 	answer.Attempt = 2
 	again, err := e.app.Reply(context.Background(), turn, answer)
-	if err != nil || again != first || len(e.slack.callsAfter(mark, methodPostMessage)) != 0 {
-		t.Errorf("retry: %s, %v, %d posts; want the first part's ts and no post", again, err, len(e.slack.callsAfter(mark, methodPostMessage)))
+	if err != nil || again != first || len(e.slack.CallsAfter(mark, methodPostMessage)) != 0 {
+		t.Errorf("retry: %s, %v, %d posts; want the first part's ts and no post", again, err, len(e.slack.CallsAfter(mark, methodPostMessage)))
 	}
 }

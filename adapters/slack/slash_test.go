@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apacops/opsbot/commands"
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 	"github.com/apacops/opsbot/internal/testriver"
 )
 
@@ -61,9 +62,9 @@ func hasText(texts []string, want string) bool {
 func TestSlashUsageShowsTheCallersRealNumbers(t *testing.T) {
 	e := testEnv(t)
 	const user = "U8USAGE"
-	e.slack.addPerson(user, "Priya Nair", "Asia/Kolkata")
+	e.slack.AddPerson(user, "Priya Nair", "Asia/Kolkata")
 	for i, ts := range []string{"1764000008.000100", "1764000008.000200"} {
-		e.deliver(t, "Ev8USAGE"+string(rune('A'+i)), message(user, "D8PRIYA", "im", ts, "", "question number "+ts), 0)
+		e.deliver(t, "Ev8USAGE"+string(rune('A'+i)), slackfake.MessageEvent(user, "D8PRIYA", "im", ts, "", "question number "+ts), 0)
 		e.answers(t, "D8PRIYA", ts, 1)
 	}
 	out := e.slash(t, user, "C8OPS", "Usage 7D", "r8")
@@ -105,7 +106,7 @@ func TestArchiveAndUndoRoundTrip(t *testing.T) {
 	if resp := e.press(t, "U1ANA", "C9ARCH", actionArchive, archive, "r9a"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("press Archive: got %d, want 200", resp.StatusCode)
 	}
-	last := e.slack.response(t, "r9a")
+	last := e.response(t, "r9a")
 	undo := commands.Action{Kind: commands.ActUnarchive, ID: convID}.Value()
 	if last["replace_original"] != true || !hasText(blockTexts(t, last["blocks"]), undo) {
 		t.Fatalf("after Archive: response %v, want the list replaced by a confirmation with Undo", last)
@@ -114,7 +115,7 @@ func TestArchiveAndUndoRoundTrip(t *testing.T) {
 		t.Errorf("conversation not archived")
 	}
 	e.press(t, "U1ANA", "C9ARCH", actionUndo, undo, "r9b")
-	if last := e.slack.response(t, "r9b"); !strings.Contains(last["text"].(string), "Restored") {
+	if last := e.response(t, "r9b"); !strings.Contains(last["text"].(string), "Restored") {
 		t.Errorf("after Undo: response %v, want Restored", last)
 	}
 	if n := e.count(t, `SELECT count(*) FROM conversations WHERE id = $1 AND archived_at IS NULL`, convID); n != 1 {
@@ -122,7 +123,7 @@ func TestArchiveAndUndoRoundTrip(t *testing.T) {
 	}
 	// Someone else pressing the same button archives nothing.
 	e.press(t, "U2RAVI", "C9ARCH", actionArchive, archive, "r9c")
-	if last := e.slack.response(t, "r9c"); !strings.Contains(last["text"].(string), "cannot find") {
+	if last := e.response(t, "r9c"); !strings.Contains(last["text"].(string), "cannot find") {
 		t.Errorf("someone else's archive: %v, want a refusal", last["text"])
 	}
 	if n := e.count(t, `SELECT count(*) FROM conversations WHERE id = $1 AND archived_at IS NULL`, convID); n != 1 {
@@ -135,13 +136,13 @@ func TestMentionArchiveInThread(t *testing.T) {
 	e := testEnv(t)
 	const root = "1764000010.000100"
 	e.mentionAnswered(t, "Ev10A", "C10ARCH", root, "payment gateway 5xx")
-	mark := e.slack.mark()
-	e.deliver(t, "Ev10B", mention("U1ANA", "C10ARCH", "1764000010.000200", root, "archive this"), 0)
-	testriver.WaitFor(t, "the archive answer", func() bool { return len(e.slack.callsAfter(mark, methodPostEphemeral)) == 1 })
+	mark := e.slack.Mark()
+	e.deliver(t, "Ev10B", slackfake.AppMention("U1ANA", "C10ARCH", "1764000010.000200", root, "archive this"), 0)
+	testriver.WaitFor(t, "the archive answer", func() bool { return len(e.slack.CallsAfter(mark, methodPostEphemeral)) == 1 })
 	if n := e.count(t, `SELECT count(*) FROM conversations WHERE thread_id = $1 AND archived_at IS NOT NULL`, root); n != 1 {
 		t.Errorf("the thread's conversation is not archived")
 	}
-	if blocks := e.slack.callsAfter(mark, methodPostEphemeral)[0].Form.Get("blocks"); !strings.Contains(blocks, `"action_id":"opsbot_undo"`) {
+	if blocks := e.slack.CallsAfter(mark, methodPostEphemeral)[0].Form.Get("blocks"); !strings.Contains(blocks, `"action_id":"opsbot_undo"`) {
 		t.Errorf("archive answer %s: want an Undo button", blocks)
 	}
 }
@@ -155,7 +156,7 @@ func TestVoteButtons(t *testing.T) {
 	answerID, _ := threadAnswer(t, e, "C11VOTE", root)
 	down := commands.Action{Kind: commands.ActVoteDown, ID: uuid.MustParse(answerID)}.Value()
 	e.press(t, "U2RAVI", "C11VOTE", actionVoteDown, down, "r11")
-	last := e.slack.response(t, "r11")
+	last := e.response(t, "r11")
 	if last["replace_original"] != false || last["response_type"] != "ephemeral" {
 		t.Errorf("vote response %v: want an ephemeral thanks that leaves the answer", last)
 	}
@@ -197,7 +198,7 @@ func TestSlowSlashCommandAnswersThroughResponseURL(t *testing.T) {
 		t.Fatalf("got an answer %v after %s, want an empty ack within %s", resp, time.Since(start), slashDeadline)
 	}
 	follow()
-	if last := e.slack.response(t, "r12"); last["text"] != "late but here" {
+	if last := e.response(t, "r12"); last["text"] != "late but here" {
 		t.Errorf("late answer %v, want it through response_url", last)
 	}
 }

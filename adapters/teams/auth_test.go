@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v4"
+
+	"github.com/apacops/opsbot/internal/fakes/teamsfake"
 )
 
 // Every way a token can be wrong is refused: a missing token with 401,
@@ -16,13 +18,13 @@ func TestTokenFailures(t *testing.T) {
 	h := newHarness(t)
 	keys := testRSAKeys(t)
 	// key-3 is published but endorsed for no channel; key-4 only for another.
-	h.fake.rotate(
-		testKey{kid: "key-1", priv: keys[0], endorsements: []string{"msteams"}},
-		testKey{kid: "key-3", priv: keys[2], endorsements: nil},
-		testKey{kid: "key-4", priv: keys[1], endorsements: []string{"webchat"}},
+	h.fake.Rotate(
+		teamsfake.Key{ID: "key-1", Private: keys[0], Endorsements: []string{"msteams"}},
+		teamsfake.Key{ID: "key-3", Private: keys[2], Endorsements: nil},
+		teamsfake.Key{ID: "key-4", Private: keys[1], Endorsements: []string{"webchat"}},
 	)
 	now := time.Now()
-	good := func() jwt.MapClaims { return h.fake.claims(now) }
+	good := func() jwt.MapClaims { return h.fake.Claims(now) }
 	with := func(k string, v any) jwt.MapClaims {
 		c := good()
 		if v == nil {
@@ -32,7 +34,7 @@ func TestTokenFailures(t *testing.T) {
 		}
 		return c
 	}
-	act := h.activity("1:auth-1", convPersonal, chatID, "hello", false, anaAAD)
+	act := h.fake.Message("1:auth-1", convPersonal, chatID, "hello", false, anaAAD)
 	tests := []struct {
 		name   string
 		token  string
@@ -66,12 +68,12 @@ func TestTokenFailures(t *testing.T) {
 	}
 	// A good token with an activity from another tenant (the bot is
 	// single-tenant), and one too large to read.
-	foreign := h.activity("1:auth-2", convPersonal, chatID, "hello", false, anaAAD)
+	foreign := h.fake.Message("1:auth-2", convPersonal, chatID, "hello", false, anaAAD)
 	foreign["conversation"].(map[string]any)["tenantId"] = "another-tenant"
 	if status, _ := h.post(t, foreign, h.token(t)); status != http.StatusForbidden {
 		t.Errorf("activity from another tenant: %d, want 403", status)
 	}
-	huge := h.activity("1:auth-3", convPersonal, chatID, strings.Repeat("x", MaxBodyBytes), false, anaAAD)
+	huge := h.fake.Message("1:auth-3", convPersonal, chatID, strings.Repeat("x", MaxBodyBytes), false, anaAAD)
 	if status, _ := h.post(t, huge, h.token(t)); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("activity over %d bytes: %d, want 413", MaxBodyBytes, status)
 	}
@@ -80,7 +82,7 @@ func TestTokenFailures(t *testing.T) {
 	}
 	// Within the skew, and with the audience in an array, a token passes.
 	lenient := with("exp", now.Add(-4*time.Minute).Unix())
-	lenient["aud"] = []string{"other", testAppID}
+	lenient["aud"] = []string{"other", teamsfake.AppID}
 	if status, body := h.post(t, act, sign(t, lenient, "key-1", keys[0])); status != http.StatusOK {
 		t.Errorf("token expired 4 minutes ago (inside the 5-minute skew): %d %s, want 200", status, body)
 	}
@@ -123,17 +125,17 @@ func TestKeyRotatedInAfterStart(t *testing.T) {
 	h := newHarness(t)
 	keys := testRSAKeys(t)
 	tok := h.token(t)
-	if status, _ := h.post(t, h.activity("1:rot-1", convPersonal, chatID, "hello", false, anaAAD), tok); status != http.StatusOK {
+	if status, _ := h.post(t, h.fake.Message("1:rot-1", convPersonal, chatID, "hello", false, anaAAD), tok); status != http.StatusOK {
 		t.Fatalf("before rotation: %d", status)
 	}
-	h.fake.rotate(testKey{kid: "key-2", priv: keys[1], endorsements: []string{"msteams"}})
+	h.fake.Rotate(teamsfake.Key{ID: "key-2", Private: keys[1], Endorsements: []string{"msteams"}})
 	h.skew.Store(int64(2 * time.Minute)) // past the one-minute refresh interval
-	claims := h.fake.claims(time.Now())
-	if status, body := h.post(t, h.activity("1:rot-2", convPersonal, chatID, "hello again", false, anaAAD), sign(t, claims, "key-2", keys[1])); status != http.StatusOK {
+	claims := h.fake.Claims(time.Now())
+	if status, body := h.post(t, h.fake.Message("1:rot-2", convPersonal, chatID, "hello again", false, anaAAD), sign(t, claims, "key-2", keys[1])); status != http.StatusOK {
 		t.Errorf("token signed by the rotated-in key: %d %s, want 200", status, body)
 	}
 	// The retired key is gone with the refresh.
-	if status, _ := h.post(t, h.activity("1:rot-3", convPersonal, chatID, "old key", false, anaAAD), tok); status != http.StatusForbidden {
+	if status, _ := h.post(t, h.fake.Message("1:rot-3", convPersonal, chatID, "old key", false, anaAAD), tok); status != http.StatusForbidden {
 		t.Errorf("token signed by the retired key: %d, want 403", status)
 	}
 }
@@ -141,40 +143,40 @@ func TestKeyRotatedInAfterStart(t *testing.T) {
 // A flood of tokens naming unknown keys fetches the metadata at most once
 // per refresh interval.
 func TestUnknownKeyFloodIsRateLimited(t *testing.T) {
-	fake := newFakeBotFramework(t)
+	fake := teamsfake.ForTest(t)
 	keys := testRSAKeys(t)
 	clock := time.Now()
-	v := NewValidator(AuthConfig{AppID: testAppID, MetadataURL: fake.metadataURL(), RefreshInterval: time.Minute,
+	v := NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: fake.MetadataURL(), RefreshInterval: time.Minute,
 		Now: func() time.Time { return clock }})
 	ctx := context.Background()
-	claims := fake.claims(time.Now())
+	claims := fake.Claims(time.Now())
 	for i := range 200 {
 		_, err := v.Authenticate(ctx, "Bearer "+sign(t, claims, "forged-"+strings.Repeat("x", i%7), keys[1]))
 		if ae, ok := err.(*AuthError); !ok || ae.Status != http.StatusForbidden {
 			t.Fatalf("forged token %d: %v, want a 403", i, err)
 		}
 	}
-	if m, k, _ := fake.counts(); m != 1 || k != 1 {
-		t.Errorf("metadata fetched %d times, keys %d, for 200 forged tokens in a minute; want 1 each", m, k)
+	if f := fake.Fetches(); f.Metadata != 1 || f.Keys != 1 {
+		t.Errorf("metadata fetched %d times, keys %d, for 200 forged tokens in a minute; want 1 each", f.Metadata, f.Keys)
 	}
 	clock = clock.Add(61 * time.Second)
 	_, _ = v.Authenticate(ctx, "Bearer "+sign(t, claims, "forged-again", keys[1]))
-	if m, _, _ := fake.counts(); m != 2 {
-		t.Errorf("metadata fetched %d times after the interval, want 2", m)
+	if f := fake.Fetches(); f.Metadata != 2 {
+		t.Errorf("metadata fetched %d times after the interval, want 2", f.Metadata)
 	}
 	// A good token still passes without another fetch.
 	if _, err := v.Authenticate(ctx, "Bearer "+sign(t, claims, "key-1", keys[0])); err != nil {
 		t.Errorf("good token: %v", err)
 	}
-	if m, _, _ := fake.counts(); m != 2 {
-		t.Errorf("metadata fetched %d times, want no fetch for a known key", m)
+	if f := fake.Fetches(); f.Metadata != 2 {
+		t.Errorf("metadata fetched %d times, want no fetch for a known key", f.Metadata)
 	}
 }
 
 // An unreachable metadata endpoint is a 403 for the request (the Bot
 // Framework retries), not a 5xx.
 func TestMetadataDownIsForbidden(t *testing.T) {
-	v := NewValidator(AuthConfig{AppID: testAppID, MetadataURL: "http://127.0.0.1:1/openid"})
+	v := NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: "http://127.0.0.1:1/openid"})
 	_, err := v.Authenticate(context.Background(), "Bearer "+sign(t, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}, "key-1", testRSAKeys(t)[0]))
 	if ae, ok := err.(*AuthError); !ok || ae.Status != http.StatusForbidden {
 		t.Errorf("got %v, want a 403", err)

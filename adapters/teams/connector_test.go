@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apacops/opsbot/internal/fakes/teamsfake"
 )
 
 // noWait makes a connector's retries instant, recording the waits.
@@ -40,18 +42,18 @@ func TestConnectorRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFakeBotFramework(t)
-			fake.connectorFail, fake.retryAfter = tt.fail, tt.retryAfter
-			c := NewConnector(NewTokenSource(Credentials{AppID: testAppID, AppPassword: testPassword, TokenURL: fake.tokenURL()}, nil), nil)
+			fake := teamsfake.ForTest(t)
+			fake.FailNext(tt.retryAfter, tt.fail...)
+			c := NewConnector(NewTokenSource(Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword, TokenURL: fake.TokenURL()}, nil), nil)
 			waits := noWait(c)
-			id, err := c.Send(context.Background(), http.MethodPost, fake.serviceURL(), "/v3/conversations/a:1/activities", outActivity{Type: "message", Text: "hi"})
+			id, err := c.Send(context.Background(), http.MethodPost, fake.ServiceURL(), "/v3/conversations/a:1/activities", outActivity{Type: "message", Text: "hi"})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("got id %q, error %v; want error %v", id, err, tt.wantErr)
 			}
 			if !tt.wantErr && id != "1:act-1" {
 				t.Errorf("got id %q, want the connector's 1:act-1", id)
 			}
-			if got := len(fake.activities()); got != tt.wantCalls {
+			if got := len(fake.Activities()); got != tt.wantCalls {
 				t.Errorf("got %d calls, want %d", got, tt.wantCalls)
 			}
 			if len(*waits) != tt.wantCalls-1 && !tt.wantErr {
@@ -69,25 +71,23 @@ func TestConnectorRetries(t *testing.T) {
 // The connector's refusal of a stale token gets one retry with a fresh one;
 // the token is otherwise fetched once for many calls.
 func TestConnectorTokenCachedAndRefreshed(t *testing.T) {
-	fake := newFakeBotFramework(t)
-	tokens := NewTokenSource(Credentials{AppID: testAppID, AppPassword: testPassword, TokenURL: fake.tokenURL()}, nil)
+	fake := teamsfake.ForTest(t)
+	tokens := NewTokenSource(Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword, TokenURL: fake.TokenURL()}, nil)
 	c := NewConnector(tokens, nil)
 	for range 3 {
-		if _, err := c.Send(context.Background(), http.MethodPost, fake.serviceURL(), "/v3/conversations/a:1/activities", outActivity{Type: "typing"}); err != nil {
+		if _, err := c.Send(context.Background(), http.MethodPost, fake.ServiceURL(), "/v3/conversations/a:1/activities", outActivity{Type: "typing"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, n := fake.counts(); n != 1 {
+	if n := fake.Fetches().Tokens; n != 1 {
 		t.Errorf("token fetched %d times for 3 calls, want 1", n)
 	}
-	fake.mu.Lock()
-	fake.connectorFail = []int{http.StatusUnauthorized}
-	fake.mu.Unlock()
-	if _, err := c.Send(context.Background(), http.MethodPost, fake.serviceURL(), "/v3/conversations/a:1/activities", outActivity{Type: "typing"}); err != nil {
+	fake.FailNext("", http.StatusUnauthorized)
+	if _, err := c.Send(context.Background(), http.MethodPost, fake.ServiceURL(), "/v3/conversations/a:1/activities", outActivity{Type: "typing"}); err != nil {
 		t.Fatalf("after a 401: %v, want a retry with a fresh token", err)
 	}
-	acts := fake.activities()
-	if _, _, n := fake.counts(); n != 2 || acts[len(acts)-1].Auth != "Bearer app-token-2" {
+	acts := fake.Activities()
+	if n := fake.Fetches().Tokens; n != 2 || acts[len(acts)-1].Auth != "Bearer app-token-2" {
 		t.Errorf("token fetches %d, last auth %q; want a second token used", n, acts[len(acts)-1].Auth)
 	}
 
@@ -97,7 +97,7 @@ func TestConnectorTokenCachedAndRefreshed(t *testing.T) {
 	if _, err := tokens.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, n := fake.counts(); n != 3 {
+	if n := fake.Fetches().Tokens; n != 3 {
 		t.Errorf("token fetches %d, want a third when 4 minutes were left", n)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/apacops/opsbot/internal/fakes/teamsfake"
 )
 
 // The activity parser takes any body without panicking; what it accepts
@@ -52,7 +54,7 @@ func FuzzParseActivity(f *testing.F) {
 func FuzzAuthenticate(f *testing.F) {
 	keys := testRSAKeys(f)
 	now := time.Unix(1_772_400_000, 0)
-	claims := map[string]any{"iss": testIssuer, "aud": testAppID, "exp": now.Add(time.Hour).Unix(), "serviceurl": "https://s/"}
+	claims := map[string]any{"iss": teamsfake.Issuer, "aud": teamsfake.AppID, "exp": now.Add(time.Hour).Unix(), "serviceurl": "https://s/"}
 	good := sign(f, claims, "key-1", keys[0])
 	f.Add("Bearer " + good)
 	f.Add("Bearer " + sign(f, claims, "key-1", keys[1]))
@@ -63,9 +65,9 @@ func FuzzAuthenticate(f *testing.F) {
 	f.Add("Bearer ")
 	f.Add("")
 	f.Add("Basic x")
-	v := NewValidator(AuthConfig{AppID: testAppID, MetadataURL: "http://127.0.0.1:1/unused", Now: func() time.Time { return now }})
+	v := NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: "http://127.0.0.1:1/unused", Now: func() time.Time { return now }})
 	// The keys are known up front, so the fuzzer never waits on a fetch.
-	v.issuer, v.fetchedAt, v.triedAt = testIssuer, now, now
+	v.issuer, v.fetchedAt, v.triedAt = teamsfake.Issuer, now, now
 	v.keys = map[string]signingKey{"key-1": {pub: &keys[0].PublicKey, endorsements: []string{"msteams"}},
 		"key-2": {pub: &rsa.PublicKey{N: keys[1].N, E: keys[1].E}}}
 	f.Fuzz(func(t *testing.T, header string) {

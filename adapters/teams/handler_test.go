@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/apacops/opsbot/internal/fakes/teamsfake"
 	"github.com/apacops/opsbot/internal/testriver"
 
 	"github.com/apacops/opsbot/usage"
@@ -24,7 +25,7 @@ import (
 func TestChannelMessageAnsweredInReplyChain(t *testing.T) {
 	h := newHarness(t)
 	const root, reply = "1772413323000", "1772413399111"
-	act := h.activity(reply, convChannel, channelID+";messageid="+root, "<at>opsbot</at> /var is full on web-sg-03", true, anaAAD)
+	act := h.fake.Message(reply, convChannel, channelID+";messageid="+root, "<at>opsbot</at> /var is full on web-sg-03", true, anaAAD)
 	if status, body := h.post(t, act, h.token(t)); status != http.StatusOK {
 		t.Fatalf("post: %d %s, want 200", status, body)
 	}
@@ -51,19 +52,19 @@ func TestChannelMessageAnsweredInReplyChain(t *testing.T) {
 		Scan(&platform, &tenant, &channel, &thread); err != nil {
 		t.Fatal(err)
 	}
-	if platform != "teams" || tenant != testTenant || channel != channelID || thread != root {
-		t.Errorf("thread key %s/%s/%s/%s, want teams/%s/%s/%s", platform, tenant, channel, thread, testTenant, channelID, root)
+	if platform != "teams" || tenant != teamsfake.TenantID || channel != channelID || thread != root {
+		t.Errorf("thread key %s/%s/%s/%s, want teams/%s/%s/%s", platform, tenant, channel, thread, teamsfake.TenantID, channelID, root)
 	}
-	typing := h.waitFor(t, "a typing indicator", 1, func(c recorded) bool { return c.Activity["type"] == "typing" })
+	typing := h.waitFor(t, "a typing indicator", 1, func(c teamsfake.Call) bool { return c.Activity["type"] == "typing" })
 	if !strings.HasPrefix(typing[0].Path, "/v3/conversations/19:ops-room@thread.tacv2%3Bmessageid=1772413323000/") {
 		t.Errorf("typing went to %s, want the reply chain", typing[0].Path)
 	}
 
 	// The same chain continues the conversation; a post without the mention is left alone.
-	act = h.activity("1772413500222", convChannel, channelID+";messageid="+root, "<at>opsbot</at> and the journal?", true, anaAAD)
+	act = h.fake.Message("1772413500222", convChannel, channelID+";messageid="+root, "<at>opsbot</at> and the journal?", true, anaAAD)
 	h.post(t, act, h.token(t))
 	h.waitFor(t, "the second answer", 2, isMessage)
-	quiet := h.activity("1772413600333", convChannel, channelID+";messageid="+root, "thanks all", false, benAAD)
+	quiet := h.fake.Message("1772413600333", convChannel, channelID+";messageid="+root, "thanks all", false, benAAD)
 	if status, _ := h.post(t, quiet, h.token(t)); status != http.StatusOK {
 		t.Errorf("unmentioned post: %d, want 200", status)
 	}
@@ -80,13 +81,13 @@ func TestChannelMessageAnsweredInReplyChain(t *testing.T) {
 // its citations, offers feedback buttons, and the feedback is stored.
 func TestPersonalChatAnswerStreamsWithCitations(t *testing.T) {
 	h := newHarness(t)
-	act := h.activity("1:msg-1", convPersonal, chatID, "how do I free space on /var?", false, anaAAD)
+	act := h.fake.Message("1:msg-1", convPersonal, chatID, "how do I free space on /var?", false, anaAAD)
 	if status, body := h.post(t, act, h.token(t)); status != http.StatusOK {
 		t.Fatalf("post: %d %s", status, body)
 	}
 	final := h.waitFor(t, "the final message", 1, isMessage)[0]
-	var stream []recorded
-	for _, c := range h.fake.activities() {
+	var stream []teamsfake.Call
+	for _, c := range h.fake.Activities() {
 		if c.Activity["type"] == "typing" {
 			stream = append(stream, c)
 		}
@@ -140,8 +141,8 @@ func TestPersonalChatAnswerStreamsWithCitations(t *testing.T) {
 
 	// Thumbs down on the answer: Teams names the message by its activity id.
 	testWaitPosted(t, h)
-	fb := h.activity("1:fb-1", convPersonal, chatID, "", false, anaAAD)
-	fb["type"], fb["name"], fb["replyToId"] = "invoke", "message/submitAction", "1:act-"+fmt.Sprint(len(h.fake.activities()))
+	fb := h.fake.Message("1:fb-1", convPersonal, chatID, "", false, anaAAD)
+	fb["type"], fb["name"], fb["replyToId"] = "invoke", "message/submitAction", "1:act-"+fmt.Sprint(len(h.fake.Activities()))
 	fb["value"] = map[string]any{"actionName": "feedback", "actionValue": map[string]any{"reaction": "dislike", "feedback": `{"feedbackText":"wrong host"}`}}
 	if status, body := h.post(t, fb, h.token(t)); status != http.StatusOK {
 		t.Fatalf("feedback: %d %s", status, body)
@@ -175,7 +176,7 @@ func entityOf(act map[string]any, typ string) map[string]any {
 // once.
 func TestRedeliveredActivityAnsweredOnce(t *testing.T) {
 	h := newHarness(t)
-	act := h.activity("1:dup-1", convPersonal, chatID, "is the VPN down?", false, anaAAD)
+	act := h.fake.Message("1:dup-1", convPersonal, chatID, "is the VPN down?", false, anaAAD)
 	tok := h.token(t)
 	var wg sync.WaitGroup
 	statuses := make(chan int, 5)
@@ -224,7 +225,7 @@ func TestUsageCommandAnswersWithCard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	act := h.activity("1:usage-1", convPersonal, chatID, "Usage 7d", false, anaAAD)
+	act := h.fake.Message("1:usage-1", convPersonal, chatID, "Usage 7d", false, anaAAD)
 	if status, body := h.post(t, act, h.token(t)); status != http.StatusOK {
 		t.Fatalf("post: %d %s", status, body)
 	}
@@ -297,7 +298,7 @@ func factsOf(card map[string]any) map[string]string {
 func TestArchiveAndUndo(t *testing.T) {
 	h := newHarness(t)
 	tok := h.token(t)
-	h.post(t, h.activity("1:q-1", convPersonal, chatID, "disk full on web-sg-03", false, anaAAD), tok)
+	h.post(t, h.fake.Message("1:q-1", convPersonal, chatID, "disk full on web-sg-03", false, anaAAD), tok)
 	h.waitFor(t, "the answer", 1, isMessage)
 	testWaitPosted(t, h)
 	var convID uuid.UUID
@@ -305,7 +306,7 @@ func TestArchiveAndUndo(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h.post(t, h.activity("1:arch-1", convPersonal, chatID, "archive", false, anaAAD), tok)
+	h.post(t, h.fake.Message("1:arch-1", convPersonal, chatID, "archive", false, anaAAD), tok)
 	cardMsg := h.waitFor(t, "the archive card", 2, isMessage)[1]
 	facts := factsOf(cardOf(t, cardMsg.Activity))
 	if facts["submit:Undo"] != "unarchive:"+convID.String() {
@@ -315,8 +316,8 @@ func TestArchiveAndUndo(t *testing.T) {
 		t.Fatalf("%d archived conversations, want 1", n)
 	}
 
-	cardID := "1:act-" + fmt.Sprint(len(h.fake.activities()))
-	press := h.activity("1:press-1", convPersonal, chatID, "", false, anaAAD)
+	cardID := "1:act-" + fmt.Sprint(len(h.fake.Activities()))
+	press := h.fake.Message("1:press-1", convPersonal, chatID, "", false, anaAAD)
 	press["replyToId"] = cardID
 	press["value"] = map[string]any{"opsbot": facts["submit:Undo"]}
 	if status, body := h.post(t, press, tok); status != http.StatusOK {
@@ -325,7 +326,7 @@ func TestArchiveAndUndo(t *testing.T) {
 	if n := h.count(t, `SELECT count(*) FROM conversations WHERE archived_at IS NULL`); n != 1 {
 		t.Errorf("%d open conversations after Undo, want 1", n)
 	}
-	calls := h.fake.activities()
+	calls := h.fake.Activities()
 	last := calls[len(calls)-1]
 	if last.Method != http.MethodPut || last.Path != "/v3/conversations/a:1personal-chat-with-ana/activities/"+cardID {
 		t.Errorf("Undo's result went %s %s, want the card replaced (PUT on %s)", last.Method, last.Path, cardID)
@@ -335,9 +336,9 @@ func TestArchiveAndUndo(t *testing.T) {
 	}
 
 	// Someone else pressing Undo on Ana's card restores nothing of theirs.
-	h.post(t, h.activity("1:arch-2", convPersonal, chatID, "archive", false, anaAAD), tok)
+	h.post(t, h.fake.Message("1:arch-2", convPersonal, chatID, "archive", false, anaAAD), tok)
 	h.waitFor(t, "the second archive card", 3, isMessage)
-	other := h.activity("1:press-2", convPersonal, chatID, "", false, benAAD)
+	other := h.fake.Message("1:press-2", convPersonal, chatID, "", false, benAAD)
 	other["type"], other["name"] = "invoke", "adaptiveCard/action"
 	other["value"] = map[string]any{"action": map[string]any{"type": "Action.Execute", "data": map[string]any{"opsbot": facts["submit:Undo"]}}}
 	status, body := h.post(t, other, tok)

@@ -3,6 +3,7 @@ package teams
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v4"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -20,6 +22,7 @@ import (
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/internal/fakes/teamsfake"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/internal/testriver"
 	"github.com/apacops/opsbot/knowledge"
@@ -72,7 +75,7 @@ func (fakeRunbooks) RecordGap(context.Context, string, uuid.UUID, uuid.UUID) err
 // turn worker answering with a fake model, all talking to a fake Bot
 // Framework.
 type harness struct {
-	fake      *fakeBotFramework
+	fake      *teamsfake.Server
 	db        *pgxpool.Pool
 	llm       *fakeLLM
 	srv       *httptest.Server
@@ -85,9 +88,9 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{fake: newFakeBotFramework(t), db: testdb.New(t),
+	h := &harness{fake: teamsfake.ForTest(t), db: testdb.New(t),
 		llm: &fakeLLM{chunks: []string{"Vacuum the journal ", "with journalctl [1]. ", "<at>Ana</at> @everyone"}}}
-	tokens := NewTokenSource(Credentials{AppID: testAppID, AppPassword: testPassword, TokenURL: h.fake.tokenURL()}, nil)
+	tokens := NewTokenSource(Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword, TokenURL: h.fake.TokenURL()}, nil)
 	conn := NewConnector(tokens, nil)
 	noWait(conn)
 	h.replier = NewReplier(conn, nil)
@@ -98,9 +101,9 @@ func newHarness(t *testing.T) *harness {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, bot.NewTurnWorker(engine, cmds, map[string]bot.Replier{Platform: h.replier}, nil))
 	client := testriver.Start(t, h.db, testriver.Config(workers, nil))
-	h.validator = NewValidator(AuthConfig{AppID: testAppID, MetadataURL: h.fake.metadataURL(),
+	h.validator = NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: h.fake.MetadataURL(),
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) }})
-	handler := NewHandler(HandlerConfig{Validator: h.validator, TenantID: testTenant, Inbox: bot.NewInbox(h.db, client),
+	handler := NewHandler(HandlerConfig{Validator: h.validator, TenantID: teamsfake.TenantID, Inbox: bot.NewInbox(h.db, client),
 		Identities: people, Actions: cmds, Answers: conversations.NewStore(h.db), Connector: conn})
 	// httpapi gives every mount its body limit; so does this server.
 	h.srv = httptest.NewServer(http.MaxBytesHandler(handler, MaxBodyBytes))
@@ -110,7 +113,32 @@ func newHarness(t *testing.T) *harness {
 
 // token is a good token for the fake's activities.
 func (h *harness) token(t *testing.T) string {
-	return sign(t, h.fake.claims(time.Now()), "key-1", testRSAKeys(t)[0])
+	t.Helper()
+	tok, err := h.fake.Token(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// testRSAKeys are the fake's keys: the first is the one it publishes.
+func testRSAKeys(tb testing.TB) []*rsa.PrivateKey {
+	tb.Helper()
+	keys, err := teamsfake.RSAKeys()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return keys
+}
+
+// sign makes an RS256 token with kid in its header.
+func sign(tb testing.TB, claims jwt.MapClaims, kid string, key *rsa.PrivateKey) string {
+	tb.Helper()
+	tok, err := teamsfake.Sign(claims, kid, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }
 
 // post delivers an activity with a bearer token ("" sends none) and
@@ -139,12 +167,12 @@ func (h *harness) post(t *testing.T, activity any, token string) (int, string) {
 }
 
 // waitFor waits for the connector to have received n calls matching keep.
-func (h *harness) waitFor(t *testing.T, what string, n int, keep func(recorded) bool) []recorded {
+func (h *harness) waitFor(t *testing.T, what string, n int, keep func(teamsfake.Call) bool) []teamsfake.Call {
 	t.Helper()
-	var got []recorded
+	var got []teamsfake.Call
 	testriver.WaitFor(t, what, func() bool {
 		got = got[:0]
-		for _, c := range h.fake.activities() {
+		for _, c := range h.fake.Activities() {
 			if keep(c) {
 				got = append(got, c)
 			}
@@ -155,7 +183,7 @@ func (h *harness) waitFor(t *testing.T, what string, n int, keep func(recorded) 
 }
 
 // isMessage keeps posted messages (not typing, not card updates).
-func isMessage(c recorded) bool {
+func isMessage(c teamsfake.Call) bool {
 	return c.Method == http.MethodPost && c.Activity["type"] == "message"
 }
 
@@ -163,37 +191,15 @@ func isMessage(c recorded) bool {
 const (
 	anaAAD    = "aad-ana-0001"
 	benAAD    = "aad-ben-0002"
-	botID     = "28:" + testAppID
 	channelID = "19:ops-room@thread.tacv2"
 	chatID    = "a:1personal-chat-with-ana"
 )
-
-// activity is a message activity from Teams.
-func (h *harness) activity(id, convType, convID, text string, mentions bool, from string) map[string]any {
-	a := map[string]any{
-		"type": "message", "id": id, "channelId": "msteams", "serviceUrl": h.fake.serviceURL(),
-		"timestamp": "2026-03-02T01:02:03.456Z",
-		"from":      map[string]any{"id": "29:" + from, "name": "Ana Reyes", "aadObjectId": from},
-		"recipient": map[string]any{"id": botID, "name": "opsbot"},
-		"conversation": map[string]any{"id": convID, "conversationType": convType, "tenantId": testTenant,
-			"isGroup": convType != convPersonal},
-		"channelData": map[string]any{"tenant": map[string]any{"id": testTenant}},
-		"text":        text,
-	}
-	if mentions {
-		a["entities"] = []any{
-			map[string]any{"type": "mention", "text": "<at>opsbot</at>", "mentioned": map[string]any{"id": botID, "name": "opsbot"}},
-			map[string]any{"type": "clientInfo", "locale": "en-SG"},
-		}
-	}
-	return a
-}
 
 // user is the opsbot user behind a Teams account.
 func (h *harness) user(t *testing.T, aad string) users.User {
 	t.Helper()
 	u, err := users.NewStore(h.db, "Asia/Singapore").ResolveIdentity(context.Background(),
-		users.Identity{Platform: "teams", Tenant: testTenant, ExternalID: aad, DisplayName: "Ana Reyes"})
+		users.Identity{Platform: "teams", Tenant: teamsfake.TenantID, ExternalID: aad, DisplayName: "Ana Reyes"})
 	if err != nil {
 		t.Fatal(err)
 	}

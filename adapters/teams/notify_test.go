@@ -5,22 +5,24 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/apacops/opsbot/internal/fakes/teamsfake"
 )
 
 func TestTeamsNotifier(t *testing.T) {
-	fake := newFakeBotFramework(t)
-	tokens := NewTokenSource(Credentials{AppID: testAppID, AppPassword: testPassword, TokenURL: fake.tokenURL()}, nil)
-	n := NewNotifier(NotifierConfig{Tokens: tokens, ServiceURL: fake.serviceURL(), ConversationID: "19:abc@thread.tacv2"})
+	fake := teamsfake.ForTest(t)
+	tokens := NewTokenSource(Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword, TokenURL: fake.TokenURL()}, nil)
+	n := NewNotifier(NotifierConfig{Tokens: tokens, ServiceURL: fake.ServiceURL(), ConversationID: "19:abc@thread.tacv2"})
 	noWait(n.connector)
 	for _, text := range []string{"digest one", "digest two"} {
 		if err := n.Notify(context.Background(), text); err != nil {
 			t.Fatalf("Notify: %v", err)
 		}
 	}
-	if _, _, got := fake.counts(); got != 1 {
+	if got := fake.Fetches().Tokens; got != 1 {
 		t.Errorf("token fetches: got %d, want 1 (cached)", got)
 	}
-	acts := fake.activities()
+	acts := fake.Activities()
 	if len(acts) != 2 || acts[1].Activity["text"] != "digest two" || acts[0].Activity["type"] != "message" {
 		t.Fatalf("posts: got %v, want two message activities", acts)
 	}
@@ -28,15 +30,13 @@ func TestTeamsNotifier(t *testing.T) {
 		t.Errorf("path: got %s, want %s", acts[0].Path, want)
 	}
 
-	fake.mu.Lock()
-	fake.connectorFail = []int{http.StatusTooManyRequests, http.StatusTooManyRequests, http.StatusTooManyRequests,
-		http.StatusTooManyRequests, http.StatusTooManyRequests}
-	fake.mu.Unlock()
+	fake.FailNext("", http.StatusTooManyRequests, http.StatusTooManyRequests, http.StatusTooManyRequests,
+		http.StatusTooManyRequests, http.StatusTooManyRequests)
 	if err := n.Notify(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "429") {
 		t.Errorf("throttled past the retries: got %v, want an error with 429 for the job's retry", err)
 	}
-	bad := NewNotifier(NotifierConfig{Tokens: NewTokenSource(Credentials{AppID: testAppID, AppPassword: "wrong",
-		TokenURL: fake.tokenURL()}, nil), ServiceURL: fake.serviceURL(), ConversationID: "c"})
+	bad := NewNotifier(NotifierConfig{Tokens: NewTokenSource(Credentials{AppID: teamsfake.AppID, AppPassword: "wrong",
+		TokenURL: fake.TokenURL()}, nil), ServiceURL: fake.ServiceURL(), ConversationID: "c"})
 	err := bad.Notify(context.Background(), "x")
 	if err == nil || !strings.Contains(err.Error(), "app token") {
 		t.Errorf("bad credentials: got %v, want a token error", err)

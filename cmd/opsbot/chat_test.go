@@ -3,16 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
 )
 
 // clearModelEnv makes the test independent of the developer's environment.
@@ -22,26 +21,6 @@ func clearModelEnv(t *testing.T) {
 		"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT"} {
 		t.Setenv(k, "")
 	}
-}
-
-// fakeStreamingOpenAI answers every chat completion with an SSE stream of
-// the given chunks and a usage chunk, like OpenAI with include_usage.
-func fakeStreamingOpenAI(t *testing.T, chunks []string, prompt, completion int) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/chat/completions" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, c := range chunks {
-			fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", c)
-		}
-		fmt.Fprint(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
-		fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n", prompt, completion, prompt+completion)
-		fmt.Fprint(w, "data: [DONE]\n\n")
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/v1"
 }
 
 func countWhere(t *testing.T, sql string, args ...any) int {
@@ -55,7 +34,7 @@ func countWhere(t *testing.T, sql string, args ...any) int {
 
 func TestChatWithModel(t *testing.T) {
 	clearModelEnv(t)
-	t.Setenv("OPENAI_BASE_URL", fakeStreamingOpenAI(t, []string{"Restart ", "it."}, 12, 3))
+	t.Setenv("OPENAI_BASE_URL", modelfake.ForTest(t, modelfake.Reply{Chunks: []string{"Restart ", "it."}, Usage: &modelfake.Usage{Prompt: 12, Completion: 3}}).BaseURL())
 	handle := "chatter-" + uuid.NewString()[:8]
 	stdin := "why is api-7 down?\n/usage\n/new\nand db-2?\n/archive\n/undo\n/list\n/bogus\n/quit\n"
 	code, out, errOut := runCmd(t, stdin, "chat", "--user", handle)

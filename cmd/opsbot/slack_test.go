@@ -3,19 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apacops/opsbot/commands"
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 	"github.com/apacops/opsbot/users"
 )
 
@@ -49,16 +45,12 @@ func serveFor(t *testing.T, env map[string]string) (string, *lockedBuffer) {
 	return base, logs
 }
 
+// signedPost posts body to url, signed with secret as Slack signs.
 func signedPost(t *testing.T, url, secret string, body []byte) *http.Response {
 	t.Helper()
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + ts + ":"))
-	mac.Write(body)
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	slackfake.SignRequest(req, secret, body, time.Now())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -83,14 +75,10 @@ func TestServeWithoutSlack(t *testing.T) {
 // With a bot token and a signing secret, serve mounts Slack's endpoints
 // beside the API, behind httpapi's body limit, checking signatures.
 func TestServeWithSlackOverHTTP(t *testing.T) {
-	slackAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true}`))
-	}))
-	t.Cleanup(slackAPI.Close)
+	slackAPI := slackfake.ForTest(t)
 	const secret = "test-signing-secret"
-	base, logs := serveFor(t, map[string]string{"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": secret,
-		"SLACK_API_URL": slackAPI.URL + "/api/"})
+	base, logs := serveFor(t, map[string]string{"SLACK_BOT_TOKEN": slackfake.BotToken, "SLACK_SIGNING_SECRET": secret,
+		"SLACK_API_URL": slackAPI.APIURL()})
 	resp := signedPost(t, base+"/slack/events", secret, []byte(`{"type":"url_verification","token":"t","challenge":"c-42"}`))
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"challenge":"c-42"`) {
