@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/fakes/embedfake"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/knowledge"
 )
@@ -235,7 +235,7 @@ func mustEmbedSynthetic(tb testing.TB, pool *pgxpool.Pool, texts []string) {
 		}
 		seen[sha] = true
 		rows = append(rows, []any{"text-embedding-3-small/256", sha[:],
-			knowledge.EncodeVector(embedtest.Vector(t, embedtest.DefaultDimensions))})
+			knowledge.EncodeVector(embedfake.Vector(t, embedfake.DefaultDimensions))})
 	}
 	if _, err := pool.CopyFrom(context.Background(), pgx.Identifier{"knowledge_embeddings"},
 		[]string{"space", "sha", "vector"}, pgx.CopyFromRows(rows)); err != nil {
@@ -284,7 +284,7 @@ func pgbenchSelectTPS(tb testing.TB) float64 {
 
 // BenchmarkSearchSample is one turn's runbook search at the size of the
 // sample runbooks (docs/runbooks, about 60 sections), lexical and hybrid
-// (the fake embeddings server of internal/embedtest): the evaluation set's
+// (the fake embeddings server of internal/fakes/embedfake): the evaluation set's
 // recall@1, recall@3 and MRR, and the p50 and p95 of one Search over its
 // questions in turn.
 func BenchmarkSearchSample(b *testing.B) {

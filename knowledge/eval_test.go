@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/adapters/openai"
-	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/fakes/embedfake"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/knowledge"
 )
@@ -141,7 +141,7 @@ func TestEvalLexicalRecall(t *testing.T) {
 type hybridIndex struct {
 	ix      *knowledge.Index
 	pool    *pgxpool.Pool
-	fake    *embedtest.Server
+	fake    *embedfake.Server
 	service uuid.UUID // the user sync-time embedding calls are charged to
 }
 
@@ -149,7 +149,7 @@ type hybridIndex struct {
 // dir when it is not empty.
 func mustHybridIndex(tb testing.TB, dir string, opts ...knowledge.Option) hybridIndex {
 	tb.Helper()
-	h := hybridIndex{pool: testdb.New(tb), fake: embedtest.New(tb)}
+	h := hybridIndex{pool: testdb.New(tb), fake: embedfake.New(tb)}
 	if err := h.pool.QueryRow(context.Background(),
 		`INSERT INTO users (handle) VALUES ('system:runbooks') RETURNING id`).Scan(&h.service); err != nil {
 		tb.Fatal(err)
@@ -169,7 +169,7 @@ func mustHybridIndex(tb testing.TB, dir string, opts ...knowledge.Option) hybrid
 
 // mustEmbedderFor is the OpenAI adapter's embedder on the fake server, not
 // retrying (the fallback tests want one failure to be the answer).
-func mustEmbedderFor(tb testing.TB, fake *embedtest.Server) *openai.Embedder {
+func mustEmbedderFor(tb testing.TB, fake *embedfake.Server) *openai.Embedder {
 	tb.Helper()
 	emb, err := openai.NewEmbedder(openai.Config{BaseURL: fake.URL(), MaxRetries: -1})
 	if err != nil {

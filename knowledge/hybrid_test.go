@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/fakes/embedfake"
 	"github.com/apacops/opsbot/knowledge"
 )
 
@@ -61,7 +61,7 @@ func TestEmbeddingsAreMetered(t *testing.T) {
 	}
 	syncTokens := 0
 	for _, in := range calls[0].Inputs {
-		syncTokens += embedtest.Tokens(in)
+		syncTokens += embedfake.Tokens(in)
 	}
 	want := []ledgerRow{{User: h.service, Source: "embedding", Model: "text-embedding-3-small",
 		Prompt: syncTokens, Cost: embeddingCost(syncTokens)}}
@@ -84,7 +84,7 @@ func TestEmbeddingsAreMetered(t *testing.T) {
 	if _, err := h.ix.SearchFor(ctx, knowledge.Asker{UserID: user, ConversationID: conv}, q, 3); err != nil {
 		t.Fatal(err)
 	}
-	tokens := embedtest.Tokens(q)
+	tokens := embedfake.Tokens(q)
 	want = append(want, ledgerRow{User: user, Conversation: &conv, Source: "embedding", Model: "text-embedding-3-small",
 		Prompt: tokens, Cost: embeddingCost(tokens)})
 	if got := ledgerRows(t, h); !reflect.DeepEqual(got, want) {
@@ -103,11 +103,11 @@ func TestHybridFallsBackToLexical(t *testing.T) {
 	slow := mustHybridIndexTimeout(t, h, 200*time.Millisecond)
 	tests := []struct {
 		name  string
-		setup func(f *embedtest.Server)
+		setup func(f *embedfake.Server)
 	}{
-		{"server error", func(f *embedtest.Server) { f.Fail(http.StatusInternalServerError) }},
-		{"rate limited", func(f *embedtest.Server) { f.Fail(http.StatusTooManyRequests) }},
-		{"slower than the query timeout", func(f *embedtest.Server) { f.Delay(5 * time.Second) }},
+		{"server error", func(f *embedfake.Server) { f.Fail(http.StatusInternalServerError) }},
+		{"rate limited", func(f *embedfake.Server) { f.Fail(http.StatusTooManyRequests) }},
+		{"slower than the query timeout", func(f *embedfake.Server) { f.Delay(5 * time.Second) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

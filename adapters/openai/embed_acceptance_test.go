@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apacops/opsbot/bot"
-	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/fakes/embedfake"
 	"github.com/apacops/opsbot/internal/fakes/modelfake"
 	"github.com/apacops/opsbot/knowledge"
 	"github.com/apacops/opsbot/usage"
@@ -26,7 +26,7 @@ func TestAcceptanceHybridRunbooks(t *testing.T) {
 	ctx := context.Background()
 	const answer = "Clean up /var/log and the journal [1]."
 	chat := modelfake.ForTest(t, modelfake.Reply{Model: "gpt-4o-mini", Chunks: []string{answer}, Usage: &modelfake.Usage{Prompt: 300, Completion: 20}})
-	emb := embedtest.New(t)
+	emb := embedfake.New(t)
 	var sl sleeps
 	llm := mustClient(t, Config{BaseURL: chat.BaseURL(), Model: "gpt-4o-mini"}, &sl)
 	embedder := mustEmbedder(t, Config{BaseURL: emb.URL(), MaxRetries: -1}, &sl)

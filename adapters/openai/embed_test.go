@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/apacops/opsbot/bot"
-	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/fakes/embedfake"
 )
 
 func mustEmbedder(tb testing.TB, cfg Config, sl *sleeps) *Embedder {
@@ -24,7 +24,7 @@ func mustEmbedder(tb testing.TB, cfg Config, sl *sleeps) *Embedder {
 }
 
 func TestEmbedRequestShape(t *testing.T) {
-	f := embedtest.New(t)
+	f := embedfake.New(t)
 	var sl sleeps
 	e := mustEmbedder(t, Config{APIKey: "sk-test", BaseURL: f.URL()}, &sl)
 	if got := e.Space(); got != "text-embedding-3-small/256" {
@@ -46,17 +46,17 @@ func TestEmbedRequestShape(t *testing.T) {
 	}
 	// The fake's vectors and token counts, computed independently.
 	for i, text := range texts {
-		if !reflect.DeepEqual(res.Vectors[i], embedtest.Vector(text, 256)) {
+		if !reflect.DeepEqual(res.Vectors[i], embedfake.Vector(text, 256)) {
 			t.Errorf("vector %d is not the one of %q, or out of order", i, text)
 		}
 	}
-	if want := embedtest.Tokens(texts[0]) + embedtest.Tokens(texts[1]); res.PromptTokens != want || res.Model != "text-embedding-3-small" {
+	if want := embedfake.Tokens(texts[0]) + embedfake.Tokens(texts[1]); res.PromptTokens != want || res.Model != "text-embedding-3-small" {
 		t.Errorf("model %q, tokens %d; want text-embedding-3-small, %d", res.Model, res.PromptTokens, want)
 	}
 }
 
 func TestEmbedOtherModelsKeepTheirSize(t *testing.T) {
-	f := embedtest.New(t)
+	f := embedfake.New(t)
 	var sl sleeps
 	e := mustEmbedder(t, Config{BaseURL: f.URL(), EmbeddingModel: "nomic-embed-text"}, &sl)
 	if got := e.Space(); got != "nomic-embed-text" {
@@ -71,7 +71,7 @@ func TestEmbedOtherModelsKeepTheirSize(t *testing.T) {
 }
 
 func TestEmbedAzureDeployment(t *testing.T) {
-	f := embedtest.New(t)
+	f := embedfake.New(t)
 	var sl sleeps
 	cfg := Config{APIKey: "azure-key", AzureEndpoint: f.URL()[:len(f.URL())-len("/v1")], AzureAPIVersion: "2024-10-21",
 		AzureDeployment: "ops-mini", EmbeddingModel: "text-embedding-3-small"}
@@ -97,7 +97,7 @@ func TestEmbedAzureDeployment(t *testing.T) {
 // A failing endpoint is retried like a chat call; what still fails is a
 // *bot.ModelError.
 func TestEmbedRetriesThenFails(t *testing.T) {
-	f := embedtest.New(t)
+	f := embedfake.New(t)
 	f.Fail(http.StatusServiceUnavailable)
 	var sl sleeps
 	e := mustEmbedder(t, Config{BaseURL: f.URL(), MaxRetries: 2}, &sl)

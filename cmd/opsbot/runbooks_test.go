@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
-	"github.com/apacops/opsbot/internal/embedtest"
+	"github.com/apacops/opsbot/internal/fakes/embedfake"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/knowledge"
 )
@@ -195,7 +195,7 @@ func TestGapReportJobsWiring(t *testing.T) {
 // fails leaves the words indexed and says so; "off" turns embeddings off.
 func TestRunbooksSyncEmbeds(t *testing.T) {
 	pool, dbURL := testdb.NewWithURL(t)
-	fake := embedtest.New(t)
+	fake := embedfake.New(t)
 	t.Setenv("OPENAI_BASE_URL", fake.URL())
 	dir := t.TempDir()
 	for _, name := range []string{"disk-full.md", "kafka-consumer-lag.md"} {
@@ -215,7 +215,7 @@ func TestRunbooksSyncEmbeds(t *testing.T) {
 	}
 	tokens := 0
 	for _, in := range calls[0].Inputs {
-		tokens += embedtest.Tokens(in)
+		tokens += embedfake.Tokens(in)
 	}
 	if want := fmt.Sprintf("embeddings: %d sections embedded", len(calls[0].Inputs)); !strings.Contains(out, want) {
 		t.Errorf("stdout lacks %q:\n%s", want, out)

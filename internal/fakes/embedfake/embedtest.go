@@ -1,4 +1,4 @@
-// Package embedtest is a fake OpenAI embeddings endpoint for tests and
+// Package embedfake is a fake OpenAI embeddings endpoint for tests and
 // benchmarks: POST /v1/embeddings (or an Azure deployment's .../embeddings)
 // on a local httptest server, in OpenAI's wire format, driven through the
 // real client library.
@@ -9,7 +9,7 @@
 // close ("certifcate" near "certificate") and the rest do not. That makes
 // hybrid search with it a real measurement, if a modest one: it knows no
 // synonyms, as a trained model would.
-package embedtest
+package embedfake
 
 import (
 	"encoding/json"
