@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/apacops/opsbot/internal/testdb"
 )
 
 // ledgerRow is a usage_events row to insert at a chosen instant.
@@ -257,5 +259,37 @@ func TestLastDays(t *testing.T) {
 	}
 	if _, err := NewRange(loc, mustDate(t, "2024-01-01"), mustDate(t, "2024-12-31")); err != nil {
 		t.Errorf("366 days in a leap year: got %v, want no error", err)
+	}
+}
+
+// An embedding call (source "embedding") is spend but not a reply: its
+// tokens and cost count, in the user's summary and org-wide, not its row.
+func TestEmbeddingsAreSpendNotReplies(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t) // org-wide figures need an org of their own
+	user := mustUserIn(t, db, "embedder")
+	for _, e := range []Event{
+		{UserID: user, Source: "slack", Model: "gpt-4o-mini", PromptTokens: 300, CompletionTokens: 20, CostMicroUSD: 57},
+		{UserID: user, Source: "embedding", Model: "text-embedding-3-small", PromptTokens: 9, CostMicroUSD: 18},
+	} {
+		e.OccurredAt = utc("2026-06-01T01:00:00Z")
+		if err := Record(ctx, db, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewRange(time.UTC, mustDate(t, "2026-06-01"), mustDate(t, "2026-06-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Totals{PromptTokens: 309, CompletionTokens: 20, CostMicroUSD: 75, Messages: 1}
+	s, err := NewReports(db).Summarize(ctx, user, r)
+	if err != nil || s.Totals != want {
+		t.Errorf("summary: got %+v (%v), want %+v", s.Totals, err, want)
+	}
+	for _, g := range []GroupBy{GroupByUser, GroupBySource, GroupByDay} {
+		org, err := NewReports(db).SummarizeOrg(ctx, r, g)
+		if err != nil || org.Totals != want {
+			t.Errorf("org by %s: got %+v (%v), want %+v", g, org.Totals, err, want)
+		}
 	}
 }
