@@ -139,7 +139,7 @@ func (w *TurnWorker) runCommand(ctx context.Context, job *river.Job[TurnArgs], r
 	if w.commands == nil {
 		return river.JobCancel(fmt.Errorf("turn %s: a command, but this worker has no command set", a.Key))
 	}
-	c := commands.Caller{Source: a.Source, Thread: a.Thread, Private: a.Private}
+	c := commands.Caller{Source: a.Source, Thread: a.Thread, Private: a.Private, Key: a.Key}
 	if a.Thread != nil {
 		ch := a.Thread.InChannel()
 		c.Channel = &ch

@@ -80,6 +80,11 @@ type Caller struct {
 	// an ephemeral Slack message, the console). The token command answers
 	// only there.
 	Private bool
+	// Key is the turn key of a command run from a job, which may run again
+	// (a retry after a failed post): what a command creates is tied to it,
+	// so that a rerun replaces what an earlier run made instead of adding
+	// to it (the token command revokes the token an earlier run minted).
+	Key string
 }
 
 // Result is a command's answer.
@@ -92,6 +97,11 @@ type Result struct {
 	// (handover); other answers are for the caller's eyes where the
 	// surface can do that (Slack ephemeral messages).
 	Public bool
+	// Personal is true when the answer holds the caller's own data (their
+	// conversations, their or the team's spend, a token): a surface that
+	// cannot show it to the caller alone (a Teams channel or group chat)
+	// must not post it.
+	Personal bool
 	// Refused is true when the command was declined (not an admin, token
 	// outside a private chat, a conversation that is not the caller's).
 	Refused bool
@@ -214,15 +224,22 @@ func (s *Set) newConversation(ctx context.Context, c Caller) (Result, error) {
 	r := Result{Command: CmdNew, NewConversation: true}
 	switch {
 	case c.Thread != nil:
-		old, err := s.convs.DetachThread(ctx, *c.Thread)
+		cur, err := s.convs.GetByThread(ctx, *c.Thread)
 		switch {
 		case errors.Is(err, conversations.ErrNotFound):
-			r.Text = "Your next message here starts a new conversation."
+			r.Text = "The next question you ask me here starts a new conversation."
+			return r, nil
 		case err != nil:
 			return Result{}, err
-		default:
-			r.Text = fmt.Sprintf("Starting fresh: your next message here starts a new conversation. %q stays in your list.", old.Title)
+		case cur.OwnerID != c.User.ID:
+			return Result{Command: CmdNew, Refused: true,
+				Text: "Only the person who started this conversation can start it over."}, nil
 		}
+		old, err := s.convs.DetachThread(ctx, *c.Thread)
+		if err != nil && !errors.Is(err, conversations.ErrNotFound) {
+			return Result{}, err
+		}
+		r.Text = fmt.Sprintf("Starting fresh: the next question you ask me here starts a new conversation. %q stays in your list.", old.Title)
 	case c.Channel != nil:
 		r.Text = "To start a new conversation, send me a new message (not in a thread) or mention me in a channel: each one starts its own."
 	default:
@@ -236,7 +253,7 @@ func (s *Set) list(ctx context.Context, c Caller) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Command: CmdList, Conversations: s.items(page.Items)}
+	r := Result{Command: CmdList, Personal: true, Conversations: s.items(page.Items)}
 	if len(r.Conversations) == 0 {
 		r.Text = "You have no open conversations. Ask me something to start one."
 		return r, nil

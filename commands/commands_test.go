@@ -407,3 +407,67 @@ func TestNewDetachesTheThread(t *testing.T) {
 		t.Errorf("new twice: %v", err)
 	}
 }
+
+// A token command run again for the same turn (a retried job whose first
+// answer was never seen) leaves one live token: the new one.
+func TestTokenRerunReplacesTheFirst(t *testing.T) {
+	ctx := context.Background()
+	set := newSet(pool)
+	ana := mustUser(t, pool, "Ana", users.RoleUser)
+	c := commands.Caller{User: ana, Source: "slack", Private: true, Key: "slack:Ev" + uuid.NewString()}
+	first, err := set.RunText(ctx, c, "token")
+	if err != nil || first.Token == "" {
+		t.Fatal(first, err)
+	}
+	second, err := set.RunText(ctx, c, "token")
+	if err != nil || second.Token == "" || second.Token == first.Token {
+		t.Fatal(second, err)
+	}
+	store := users.NewStore(pool, "")
+	if _, err := store.Authenticate(ctx, first.Token); err == nil {
+		t.Errorf("the first run's token still works")
+	}
+	if u, err := store.Authenticate(ctx, second.Token); err != nil || u.ID != ana.ID {
+		t.Errorf("the rerun's token: %v, %v", u.ID, err)
+	}
+	var live int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL`, ana.ID).Scan(&live); err != nil || live != 1 {
+		t.Errorf("live tokens %d, %v; want 1", live, err)
+	}
+}
+
+// Only the person who started a thread's conversation starts it over.
+func TestNewInSomeoneElsesThread(t *testing.T) {
+	ctx := context.Background()
+	ana, ben := mustUser(t, pool, "Ana", users.RoleUser), mustUser(t, pool, "Ben", users.RoleUser)
+	th := thread("C-shared")
+	conv := mustConv(t, pool, ana.ID, "ana's topic", th, now)
+	r, err := newSet(pool).RunText(ctx, commands.Caller{User: ben, Thread: th}, "new")
+	if err != nil || !r.Refused || r.NewConversation {
+		t.Fatalf("ben's new: %+v, %v; want refused", r, err)
+	}
+	if got, err := conversations.NewStore(pool).GetByThread(ctx, *th); err != nil || got.ID != conv.ID {
+		t.Errorf("the thread's conversation is %v (%v), want ana's still", got.ID, err)
+	}
+}
+
+// Answers that hold the caller's own data are marked, so a surface that
+// cannot show them to the caller alone does not post them.
+func TestPersonalAnswers(t *testing.T) {
+	ctx := context.Background()
+	set := newSet(pool)
+	boss := mustUser(t, pool, "Boss", users.RoleAdmin)
+	ch := conversations.Channel{Platform: "slack", Tenant: "T1", ID: "C-personal"}
+	for text, want := range map[string]bool{
+		"list": true, "usage": true, "usage team": true, "archive": true, "token": true,
+		"help": false, "handover": false, "new": false,
+	} {
+		r, err := set.RunText(ctx, commands.Caller{User: boss, Channel: &ch, Private: true, Source: "slack"}, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Personal != want {
+			t.Errorf("%s: personal %v, want %v", text, r.Personal, want)
+		}
+	}
+}

@@ -91,3 +91,16 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) error {
 	}
 	return nil
 }
+
+// RevokeNamed revokes the user's live tokens named name and returns how
+// many it revoked: a command that mints a token for a turn revokes what an
+// earlier run of the same turn minted, so a retried job never leaves a
+// second live token behind.
+func (s *Store) RevokeNamed(ctx context.Context, userID uuid.UUID, name string) (int64, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE api_tokens SET revoked_at = now()
+		WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL`, userID, name)
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens named %q: %w", name, err)
+	}
+	return tag.RowsAffected(), nil
+}
