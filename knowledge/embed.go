@@ -156,7 +156,7 @@ func (ix *Index) recordEmbedding(ctx context.Context, who Asker, texts []string,
 	defer cancel()
 	ev := usage.Event{UserID: who.UserID, ConversationID: who.ConversationID, Source: UsageSource,
 		Model: model, PromptTokens: tokens, CostMicroUSD: cost, PriceVersion: ix.emb.Prices.Version,
-		Estimated: estimated, OccurredAt: ix.now()}
+		Estimated: estimated, Unpriced: !known, OccurredAt: ix.now()}
 	if !lazy {
 		return usage.Record(ctx, ix.db, ev)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apacops/opsbot/internal/fakes/embedfake"
 	"github.com/apacops/opsbot/knowledge"
+	"github.com/apacops/opsbot/usage"
 )
 
 // ledgerRow is a usage_events row as the embedding tests check it.
@@ -266,5 +267,25 @@ func TestEmbeddingsNeedSomeoneToCharge(t *testing.T) {
 	}
 	if rows := ledgerRows(t, h); len(rows) != 0 {
 		t.Errorf("ledger = %+v, want nothing", rows)
+	}
+}
+
+// An embeddings model missing from the price table is recorded at cost 0
+// and flagged unpriced, like a chat model (issue 12), never passed off as
+// free.
+func TestUnpricedEmbeddingsAreFlagged(t *testing.T) {
+	ctx := context.Background()
+	h := mustHybridIndex(t, "")
+	emb := mustEmbedderFor(t, h.fake)
+	ix := knowledge.New(h.pool, func() time.Time { return fixedNow }, knowledge.WithEmbeddings(knowledge.Embeddings{
+		Embedder: emb, Model: emb.Model(), ServiceUser: h.service, Prices: usage.NewPrices("empty", nil)}))
+	if _, err := ix.Sync(ctx, "testdata/runbooks", nil); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var cost int64
+	if err := h.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(cost_micro_usd), 0) FROM usage_events
+		WHERE source = 'embedding' AND NOT priced`).Scan(&n, &cost); err != nil || n != 1 || cost != 0 {
+		t.Errorf("unpriced embedding rows %d costing %d (%v), want 1 costing 0", n, cost, err)
 	}
 }

@@ -34,7 +34,7 @@ func TestRebuildMatchesTrigger(t *testing.T) {
 	}
 	base := time.Date(2026, 3, 31, 23, 50, 0, 0, time.UTC)
 	for i := range 40 {
-		e := Event{UserID: users[i%2], Source: []string{"api", "slack"}[i%2], Model: []string{"gpt-4o", "gpt-4o-mini", "o3"}[i%3],
+		e := Event{UserID: users[i%2], Source: []string{"api", "slack", "embedding"}[i%3], Model: []string{"gpt-4o", "gpt-4o-mini", "o3"}[i%3],
 			PromptTokens: i * 10, CompletionTokens: i, CachedTokens: i % 4, CostMicroUSD: int64(i * 7), OccurredAt: base.Add(time.Duration(i*7) * time.Minute)}
 		if err := Record(ctx, db, e); err != nil {
 			t.Fatal(err)
