@@ -5,6 +5,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ type Config struct {
 	Model   string // OPSBOT_MODEL, default gpt-4o-mini
 
 	AzureEndpoint   string // AZURE_OPENAI_ENDPOINT, https://NAME.openai.azure.com
-	AzureAPIVersion string // AZURE_OPENAI_API_VERSION
+	AzureAPIVersion string // AZURE_OPENAI_API_VERSION; default DefaultAzureAPIVersion
 	AzureDeployment string // AZURE_OPENAI_DEPLOYMENT; every chat model maps to it
 
 	// EmbeddingModel is the embeddings model of hybrid runbook search
@@ -154,6 +155,12 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
+// DefaultAzureAPIVersion is the Azure OpenAI API version used when none is
+// configured: the first GA version with what every call sends
+// (stream_options for usage on streams, max_completion_tokens, embedding
+// dimensions). go-openai's own default (2023-05-15) has none of them.
+const DefaultAzureAPIVersion = "2024-10-21"
+
 // clientConfig is go-openai's configuration for the provider; on Azure,
 // every model maps to deployment (when set). compatible is true for a
 // non-OpenAI server.
@@ -164,9 +171,7 @@ func (cfg Config) clientConfig(deployment string) (oc goopenai.ClientConfig, com
 			return oc, false, errors.New("openai: AZURE_OPENAI_ENDPOINT needs OPENAI_API_KEY (the Azure key)")
 		}
 		oc = goopenai.DefaultAzureConfig(cfg.APIKey, cfg.AzureEndpoint)
-		if cfg.AzureAPIVersion != "" {
-			oc.APIVersion = cfg.AzureAPIVersion
-		}
+		oc.APIVersion = cmp.Or(cfg.AzureAPIVersion, DefaultAzureAPIVersion)
 		if deployment != "" {
 			oc.AzureModelMapperFunc = func(string) string { return deployment }
 		}
@@ -415,7 +420,8 @@ func retryable(e *bot.ModelError) bool {
 func (c *Client) String() string {
 	switch {
 	case c.cfg.AzureEndpoint != "":
-		return fmt.Sprintf("azure-openai %s deployment=%s api-version=%s", logURL(c.cfg.AzureEndpoint), c.cfg.AzureDeployment, c.cfg.AzureAPIVersion)
+		return fmt.Sprintf("azure-openai %s deployment=%s api-version=%s", logURL(c.cfg.AzureEndpoint), c.cfg.AzureDeployment,
+			cmp.Or(c.cfg.AzureAPIVersion, DefaultAzureAPIVersion))
 	case c.cfg.BaseURL != "":
 		return fmt.Sprintf("openai-compatible %s model=%s", logURL(c.cfg.BaseURL), c.model)
 	}

@@ -308,3 +308,17 @@ func TestDefaultsReportASilentModelWithinAMinute(t *testing.T) {
 		})
 	}
 }
+
+// With no AZURE_OPENAI_API_VERSION, calls name an API version that has
+// what they send (go-openai's own default, 2023-05-15, does not).
+func TestAzureDefaultAPIVersion(t *testing.T) {
+	f := modelfake.ForTest(t, modelfake.Reply{Model: "gpt-4o-mini", Chunks: []string{"hi"}, Usage: &modelfake.Usage{Prompt: 5, Completion: 1}})
+	var sl sleeps
+	c := mustClient(t, Config{APIKey: "azure-key", AzureEndpoint: f.URL(), AzureDeployment: "ops-mini", Model: "gpt-4o-mini"}, &sl)
+	if _, err := c.Complete(context.Background(), bot.Request{Messages: []bot.ChatMessage{{Role: bot.ChatUser, Content: "hello"}}}, nil); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if q := f.Requests()[0].Query; q != "api-version=2024-10-21" {
+		t.Errorf("query = %q, want api-version=2024-10-21", q)
+	}
+}
