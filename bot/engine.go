@@ -396,10 +396,11 @@ func validateTurn(t Turn) error {
 }
 
 // conversation finds the turn's conversation: the named one (the user's
-// own) or the thread's (started on first contact). A turn that names
-// neither starts a new conversation; it is returned as newConv, to be
-// created in the transaction that stores the turn, so that a turn that
-// fails leaves no empty conversation behind.
+// own) or the thread's (started on first contact, since the thread names
+// it; reopened when it was archived, since someone is talking in it
+// again). A turn that names neither starts a new conversation; it is
+// returned as newConv, to be created in the transaction that stores the
+// turn, so that such a turn that fails leaves no empty conversation behind.
 func (e *Engine) conversation(ctx context.Context, t Turn) (c conversations.Conversation, newConv *conversations.NewConversation, err error) {
 	s := conversations.NewStore(e.cfg.DB)
 	switch {
@@ -409,6 +410,9 @@ func (e *Engine) conversation(ctx context.Context, t Turn) (c conversations.Conv
 	case t.Thread != nil:
 		c, _, err = s.FindOrCreateByThread(ctx, conversations.NewConversation{
 			OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source, Thread: t.Thread})
+		if err == nil && c.IsArchived() {
+			c, err = s.Unarchive(ctx, c.OwnerID, c.ID)
+		}
 		return c, nil, err
 	}
 	return c, &conversations.NewConversation{OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source}, nil

@@ -529,3 +529,29 @@ func TestClassify(t *testing.T) {
 		t.Errorf("RetryAfter = %v, want the provider's 7s", f.RetryAfter)
 	}
 }
+
+// A message in the thread of an archived conversation reopens it: someone
+// is talking in it again, and it must not stay hidden from list.
+func TestThreadTurnReopensArchivedConversation(t *testing.T) {
+	ctx := context.Background()
+	llm := &fakeLLM{text: "Back on it.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 1, CompletionTokens: 1}}
+	e := New(Config{DB: testPool, LLM: llm})
+	user := mustUser(t)
+	thread := &conversations.ThreadKey{Platform: "slack", Tenant: "T1", Channel: "C1", Thread: uuid.NewString()}
+	first, err := e.Respond(ctx, Turn{UserID: user, Thread: thread, Text: "disk full on web-3", Source: "slack"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := first.AssistantMessage.ConversationID
+	s := conversations.NewStore(testPool)
+	if _, err := s.Archive(ctx, user, conv); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.Respond(ctx, Turn{UserID: user, Thread: thread, Text: "it filled up again", Source: "slack"}, nil)
+	if err != nil || again.AssistantMessage.ConversationID != conv {
+		t.Fatalf("second turn in %v (%v), want the same conversation %v", again.AssistantMessage.ConversationID, err, conv)
+	}
+	if c, err := s.Get(ctx, user, conv); err != nil || c.IsArchived() {
+		t.Errorf("conversation archived %v (%v), want reopened", c.IsArchived(), err)
+	}
+}

@@ -177,7 +177,7 @@ func (w *archiveIdleWorker) Work(ctx context.Context, job *river.Job[ArchiveIdle
 // AutoArchiveNotice is the system message an auto-archived conversation gets.
 func AutoArchiveNotice(days int) string {
 	return fmt.Sprintf("This conversation was archived automatically after %d days without activity. "+
-		"Nothing was deleted: unarchive it (the Undo button in chat, or POST /api/v1/conversations/{id}/unarchive) to carry on.", days)
+		"Nothing was deleted: a new message in its chat thread reopens it, and so does unarchiving it (POST /api/v1/conversations/{id}/unarchive).", days)
 }
 
 // ArchiveIdle archives every open conversation idle for days days, as of
