@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/periodic"
 )
 
 // Durable turns. A chat surface acks an inbound event only after the Inbox
@@ -104,4 +106,55 @@ func (in *Inbox) Accept(ctx context.Context, eventKey string, args TurnArgs) (is
 		return false, err
 	}
 	return isNew, nil
+}
+
+// InboxRetention is how long an inbound event is remembered. Platforms
+// redeliver within minutes (Slack for about five, the Bot Framework
+// sooner), so three days cover every redelivery with room to spare, while
+// the table stays small at hundreds of events a second.
+const InboxRetention = 3 * 24 * time.Hour
+
+// inboxPurgeBatch bounds one delete, so the purge never holds many locks.
+const inboxPurgeBatch = 5000
+
+// InboxPurgeArgs is the hourly job that forgets old inbound events.
+type InboxPurgeArgs struct{}
+
+// Kind is the River job kind.
+func (InboxPurgeArgs) Kind() string { return "inbox_purge" }
+
+// InboxPurgeWorker deletes inbound events older than InboxRetention.
+type InboxPurgeWorker struct {
+	river.WorkerDefaults[InboxPurgeArgs]
+	db  DB
+	now func() time.Time
+}
+
+// NewInboxPurgeWorker returns the purge worker; now is the clock (nil is
+// time.Now).
+func NewInboxPurgeWorker(db DB, now func() time.Time) *InboxPurgeWorker {
+	if now == nil {
+		now = time.Now
+	}
+	return &InboxPurgeWorker{db: db, now: now}
+}
+
+// Work deletes in batches until nothing old is left.
+func (w *InboxPurgeWorker) Work(ctx context.Context, _ *river.Job[InboxPurgeArgs]) error {
+	cutoff := w.now().Add(-InboxRetention)
+	for {
+		tag, err := w.db.Exec(ctx, `DELETE FROM inbound_events WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM inbound_events WHERE received_at < $1 LIMIT $2))`, cutoff, inboxPurgeBatch)
+		if err != nil {
+			return fmt.Errorf("purge inbound events before %s: %w", cutoff.Format(time.RFC3339), err)
+		}
+		if tag.RowsAffected() < inboxPurgeBatch {
+			return nil
+		}
+	}
+}
+
+// InboxPurgeJob is the hourly periodic job of the purge.
+func InboxPurgeJob() *river.PeriodicJob {
+	return periodic.Job(InboxPurgeArgs{}.Kind(), river.PeriodicInterval(time.Hour), func() river.JobArgs { return InboxPurgeArgs{} })
 }

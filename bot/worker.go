@@ -57,7 +57,9 @@ func (w *TurnWorker) Work(ctx context.Context, job *river.Job[TurnArgs]) error {
 	t := a.Turn()
 	rp := w.repliers[a.Platform]
 	if rp == nil {
-		return river.JobCancel(fmt.Errorf("no replier for platform %q", a.Platform))
+		// Another replica may serve the platform (a rolling change of
+		// configuration): retry with backoff rather than drop the turn.
+		return fmt.Errorf("turn %s: no replier for platform %q on this replica", a.Key, a.Platform)
 	}
 	if a.Command {
 		return w.runCommand(ctx, job, rp)

@@ -340,3 +340,42 @@ func TestTurnWorkerStreams(t *testing.T) {
 		t.Errorf("model calls = %d, want 1", n)
 	}
 }
+
+// A turn for a platform this replica has no replier for goes back to River
+// to be retried (another replica may serve it), not cancelled.
+func TestTurnWorkerWithoutReplierRetries(t *testing.T) {
+	w := NewTurnWorker(New(Config{DB: testPool}), nil, map[string]Replier{"slack": &recordingReplier{}}, nil)
+	err := workOnce(w, TurnArgs{Platform: "teams", UserID: mustUser(t), Text: "hi", Source: "teams", Key: "teams:a1@msteams"}, 1)
+	var cancel *river.JobCancelError
+	if err == nil || errors.As(err, &cancel) {
+		t.Errorf("Work = %v, want an error River retries", err)
+	}
+}
+
+// The inbox forgets events older than its retention, in batches, and
+// keeps the recent ones a redelivery could still name.
+func TestInboxPurge(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.New(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	if _, err := db.Exec(ctx, `INSERT INTO inbound_events (platform, event_key, received_at)
+		SELECT 'slack', 'old' || i, $1::timestamptz FROM generate_series(1, 5001) i
+		UNION ALL SELECT 'slack', 'recent', $2::timestamptz`,
+		now.Add(-InboxRetention-time.Minute), now.Add(-InboxRetention+time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	w := NewInboxPurgeWorker(db, func() time.Time { return now })
+	if err := w.Work(ctx, &river.Job[InboxPurgeArgs]{}); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	rows, _ := db.Query(ctx, `SELECT event_key FROM inbound_events`)
+	for rows.Next() {
+		var k string
+		_ = rows.Scan(&k)
+		left = append(left, k)
+	}
+	if rows.Err() != nil || len(left) != 1 || left[0] != "recent" {
+		t.Errorf("left %d events (%v), want only the recent one", len(left), rows.Err())
+	}
+}

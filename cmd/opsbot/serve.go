@@ -99,6 +99,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	workers := river.NewWorkers()
 	var periodic []*river.PeriodicJob
 	river.AddWorker(workers, bot.NewTurnWorker(engine, cmds, repliers, e.log))
+	river.AddWorker(workers, bot.NewInboxPurgeWorker(pool, nil))
+	periodic = append(periodic, bot.InboxPurgeJob())
 	// Reports (usage digest; the runbook gap report takes the same notifier).
 	notifier := newNotifier(e.cfg.Usage, teamsTokens, e.log)
 	usageJobs := newUsageJobs(e.cfg.Usage, pool, notifier, e.log)
