@@ -172,6 +172,12 @@ func (e *Engine) waitClaim(ctx context.Context, key string, poll time.Duration) 
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The caller's deadline ran out while another request of the
+			// same turn was still with the model: a timeout, as that
+			// request's would be, not a fault of ours.
+			return &ModelError{Kind: ModelTimeout, Err: fmt.Errorf("waiting for another request of turn %q: %w", key, ctx.Err())}
+		}
 		return ctx.Err()
 	case <-woke:
 	case <-t.C:

@@ -271,3 +271,31 @@ func TestRespondWaiterTakesOverAnAbandonedTurn(t *testing.T) {
 		t.Errorf("ledger rows = %d, want 1 (the abandoned call sent no words)", n)
 	}
 }
+
+// A caller whose deadline runs out while another request of the same turn
+// is still with the model hears a timeout (503 over HTTP), not a fault.
+func TestWaiterDeadlineIsATimeout(t *testing.T) {
+	gate := make(chan struct{})
+	llm := &fakeLLM{text: "Slowly.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 1, CompletionTokens: 1}, gate: gate}
+	e := New(Config{DB: testPool, LLM: llm})
+	user := mustUser(t)
+	turn := Turn{UserID: user, ConversationID: mustConversation(t, user), Text: "hi", Source: "api", Key: "api:" + uuid.NewString()}
+	holderDone := make(chan error, 1)
+	go func() {
+		_, err := e.Respond(context.Background(), turn, nil)
+		holderDone <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); len(llm.calls()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.Respond(ctx, turn, nil)
+	if f := Classify(err); f.Kind != FailModelDown {
+		t.Errorf("waiter: %v classified %s, want %s", err, f.Kind, FailModelDown)
+	}
+	close(gate)
+	if err := <-holderDone; err != nil {
+		t.Errorf("holder: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,6 +62,23 @@ func (a TurnArgs) Turn() Turn {
 		Source: a.Source, Key: a.Key, Meta: a.Meta}
 }
 
+// storableText is a message as a job row keeps it: redacted, valid UTF-8
+// without NUL characters (which PostgreSQL's jsonb refuses), and no longer
+// than the message limit when the original was within it (redaction
+// markers can be longer than the secrets they replace).
+func storableText(text string) string {
+	within := len(text) <= conversations.MaxContentBytes
+	out := Redact(strings.ReplaceAll(strings.ToValidUTF8(text, "\uFFFD"), "\x00", "\uFFFD"))
+	if within && len(out) > conversations.MaxContentBytes {
+		cut := conversations.MaxContentBytes
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut]
+	}
+	return out
+}
+
 // Inbox takes inbound chat events for every surface. It is safe for
 // concurrent use.
 type Inbox struct {
@@ -86,7 +104,7 @@ func (in *Inbox) Accept(ctx context.Context, eventKey string, args TurnArgs) (is
 	if args.Key == "" {
 		args.Key = args.Platform + ":" + eventKey
 	}
-	args.Text = Redact(strings.ReplaceAll(strings.ToValidUTF8(args.Text, "\uFFFD"), "\x00", "\uFFFD"))
+	args.Text = storableText(args.Text)
 	err = pgx.BeginFunc(ctx, in.db, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO inbound_events (platform, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 			args.Platform, eventKey)

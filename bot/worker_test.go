@@ -379,3 +379,21 @@ func TestInboxPurge(t *testing.T) {
 		t.Errorf("left %d events (%v), want only the recent one", len(left), rows.Err())
 	}
 }
+
+// Redaction markers can be longer than the secrets they replace: a message
+// within the limit stays within it in the job row, so the engine does not
+// refuse it as too long.
+func TestStorableTextStaysWithinTheLimit(t *testing.T) {
+	secret := "mysql -pS3cr3tPw!\n" // 18 bytes become 32
+	text := strings.Repeat(secret, conversations.MaxContentBytes/len(secret))
+	if len(text) > conversations.MaxContentBytes {
+		t.Fatalf("test text is %d bytes, over the limit", len(text))
+	}
+	got := storableText(text)
+	if len(got) > conversations.MaxContentBytes || strings.Contains(got, "S3cr3t") {
+		t.Errorf("stored %d bytes (secret kept: %v), want at most %d and redacted", len(got), strings.Contains(got, "S3cr3t"), conversations.MaxContentBytes)
+	}
+	if Redact(text) == got && len(Redact(text)) <= conversations.MaxContentBytes {
+		t.Fatalf("redaction did not grow the text: the test proves nothing")
+	}
+}
