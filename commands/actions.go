@@ -111,7 +111,7 @@ func (s *Set) archive(ctx context.Context, c Caller) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Command: CmdArchive, Conversations: s.items(open)}
+	r := Result{Command: CmdArchive, Personal: true, Conversations: s.items(open)}
 	if len(open) == 0 {
 		r.Text = "You have no open conversations here to archive."
 		return r, nil

@@ -95,6 +95,11 @@ type Result struct {
 	// Refused is true when the command was declined (not an admin, token
 	// outside a private chat, a conversation that is not the caller's).
 	Refused bool
+	// Personal is true when the answer holds the caller's own data (their
+	// conversations, their or the team's spend, a token): a surface that
+	// cannot show it to the caller alone (a Teams channel or group chat)
+	// must not post it.
+	Personal bool
 	// Conversations are listed conversations: list, archive choices,
 	// handover.
 	Conversations []Item
@@ -236,7 +241,7 @@ func (s *Set) list(ctx context.Context, c Caller) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Command: CmdList, Conversations: s.items(page.Items)}
+	r := Result{Command: CmdList, Personal: true, Conversations: s.items(page.Items)}
 	if len(r.Conversations) == 0 {
 		r.Text = "You have no open conversations. Ask me something to start one."
 		return r, nil

@@ -35,7 +35,7 @@ func (s *Set) usage(ctx context.Context, c Caller, days int) (Result, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Your usage, last %d days (%s to %s, %s):\n", days, f.From, f.To, f.Zone)
 	writeFigures(&b, f)
-	return Result{Command: CmdUsage, Usage: f, Text: b.String()}, nil
+	return Result{Command: CmdUsage, Personal: true, Usage: f, Text: b.String()}, nil
 }
 
 func (s *Set) teamUsage(ctx context.Context, c Caller, days int) (Result, error) {
@@ -64,7 +64,7 @@ func (s *Set) teamUsage(ctx context.Context, c Caller, days int) (Result, error)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Team usage, last %d days (%s to %s, %s), %d people:\n", days, f.From, f.To, f.Zone, f.People)
 	writeFigures(&b, f)
-	return Result{Command: CmdUsage, Usage: f, Text: b.String()}, nil
+	return Result{Command: CmdUsage, Personal: true, Usage: f, Text: b.String()}, nil
 }
 
 // nameUsers labels by-user rows (keyed by user id) with display names.
@@ -188,7 +188,7 @@ func (s *Set) token(ctx context.Context, c Caller) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Command: CmdToken, Token: secret, Text: "Your personal API token, shown only this once (keep it out of channels and tickets):\n" +
+	return Result{Command: CmdToken, Personal: true, Token: secret, Text: "Your personal API token, shown only this once (keep it out of channels and tickets):\n" +
 		secret + "\nSend it as Authorization: Bearer <token> to the REST API. If it leaks, an admin revokes it with: opsbot token revoke " +
 		tok.ID.String() + "\n"}, nil
 }

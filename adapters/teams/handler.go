@@ -259,7 +259,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request, in *inbound, va
 	if in.ReplyToID == "" {
 		method, path = http.MethodPost, activityPath(in.replyConversation(), in.ID)
 	}
-	if _, err := h.cfg.Connector.Send(ctx, method, in.ServiceURL, path, commandActivity(res)); err != nil {
+	if _, err := h.cfg.Connector.Send(ctx, method, in.ServiceURL, path, commandActivity(res, in.conversationType() == convPersonal)); err != nil {
 		// The action is done; only showing it failed. Teams need not retry.
 		h.log.WarnContext(ctx, "teams: show action result", "action", res.Command, "error", err)
 	}
@@ -302,8 +302,9 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, in *inbound) {
 			"value": map[string]string{"code": "BadRequest", "message": "not an opsbot action"}})
 		return
 	}
-	card := adaptiveCard([]any{textBlock(res.Text)}, nil)
-	if act := commandActivity(res); len(act.Attachments) > 0 {
+	act := commandActivity(res, in.conversationType() == convPersonal)
+	card := adaptiveCard([]any{textBlock(act.Text)}, nil)
+	if len(act.Attachments) > 0 {
 		card = act.Attachments[0].Content.(map[string]any)
 	}
 	writeJSON(w, map[string]any{"statusCode": http.StatusOK, "type": adaptiveCardType, "value": card})

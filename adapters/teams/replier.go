@@ -221,7 +221,7 @@ func (r *Replier) Reply(ctx context.Context, t bot.Turn, rep bot.Reply) (string,
 	var act outActivity
 	switch {
 	case rep.Command != nil:
-		act = commandActivity(*rep.Command)
+		act = commandActivity(*rep.Command, m[metaConvType] == convPersonal)
 	case !rep.Stored():
 		act = noticeActivity(rep.Text)
 	default:
