@@ -251,20 +251,28 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// A failed first fetch of the keys (the endpoint hiccups, or the request
-// that wanted them gives up) does not refuse every activity for the
-// refresh interval: while no keys are known, the fetch is retried after a
-// short backoff, and it does not depend on the request that started it.
-func TestFailedFirstFetchRetriedSoon(t *testing.T) {
+// proxiedValidator is a validator reading the fake's metadata through a
+// proxy, on a clock the test moves, and a good token for it.
+func proxiedValidator(t *testing.T) (*teamsfake.Server, *metadataProxy, *clock, *Validator, string) {
+	t.Helper()
 	fake := teamsfake.ForTest(t)
 	proxy := newMetadataProxy(t, fake)
-	proxy.fail = 1
 	clk := &clock{t: time.Now()}
 	v := NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: proxy.srv.URL, RefreshInterval: time.Minute, Now: clk.now})
 	good, err := fake.Token(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fake, proxy, clk, v, good
+}
+
+// A failed first fetch of the keys (the endpoint hiccups, or the request
+// that wanted them gives up) does not refuse every activity for the
+// refresh interval: while no keys are known, the fetch is retried after a
+// short backoff, and it does not depend on the request that started it.
+func TestFailedFirstFetchRetriedSoon(t *testing.T) {
+	fake, proxy, clk, v, good := proxiedValidator(t)
+	proxy.fail = 1
 	ctx := context.Background()
 	if _, err := v.Authenticate(ctx, "Bearer "+good); err == nil {
 		t.Fatal("accepted a token with the metadata endpoint failing")
@@ -296,16 +304,9 @@ func TestFailedFirstFetchRetriedSoon(t *testing.T) {
 // signed by a known key is validated meanwhile. Tokens that arrive
 // together before any key is known share one fetch.
 func TestSlowFetchBlocksOnlyWhoNeedsIt(t *testing.T) {
-	fake := teamsfake.ForTest(t)
-	proxy := newMetadataProxy(t, fake)
+	fake, proxy, clk, v, good := proxiedValidator(t)
 	release := make(chan struct{})
 	proxy.hold = release
-	clk := &clock{t: time.Now()}
-	v := NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: proxy.srv.URL, RefreshInterval: time.Minute, Now: clk.now})
-	good, err := fake.Token(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	errs := make(chan error, 20)
 	for range cap(errs) {
