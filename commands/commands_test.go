@@ -451,23 +451,42 @@ func TestNewInSomeoneElsesThread(t *testing.T) {
 	}
 }
 
-// Answers that hold the caller's own data are marked, so a surface that
-// cannot show them to the caller alone does not post them.
+// Answers that hold the caller's own data (their conversations, their or
+// the team's spend, a token, their conversations offered for archiving)
+// say so, so that a surface that cannot show them to the caller alone
+// does not post them; refusals and answers about the channel do not.
 func TestPersonalAnswers(t *testing.T) {
 	ctx := context.Background()
 	set := newSet(pool)
-	boss := mustUser(t, pool, "Boss", users.RoleAdmin)
-	ch := conversations.Channel{Platform: "slack", Tenant: "T1", ID: "C-personal"}
-	for text, want := range map[string]bool{
-		"list": true, "usage": true, "usage team": true, "archive": true, "token": true,
-		"help": false, "handover": false, "new": false,
-	} {
-		r, err := set.RunText(ctx, commands.Caller{User: boss, Channel: &ch, Private: true, Source: "slack"}, text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Personal != want {
-			t.Errorf("%s: personal %v, want %v", text, r.Personal, want)
-		}
+	ana, boss := mustUser(t, pool, "Ana", users.RoleUser), mustUser(t, pool, "Boss", users.RoleAdmin)
+	th := thread("C-personal")
+	mustConv(t, pool, ana.ID, "disk on web-03", th, now.Add(-time.Hour))
+	ch := th.InChannel()
+	tests := []struct {
+		name string
+		c    commands.Caller
+		text string
+		want bool
+	}{
+		{"list", commands.Caller{User: ana, Channel: &ch, Thread: th}, "list", true},
+		{"usage", commands.Caller{User: ana, Channel: &ch, Thread: th}, "usage 7d", true},
+		{"usage team", commands.Caller{User: boss, Channel: &ch, Thread: th}, "usage team", true},
+		{"usage team refused", commands.Caller{User: ana, Channel: &ch, Thread: th}, "usage team", false},
+		{"token", commands.Caller{User: ana, Source: "slack", Private: true}, "token", true},
+		{"token refused", commands.Caller{User: ana, Source: "teams", Channel: &ch, Thread: th}, "token", false},
+		{"archive choices", commands.Caller{User: ana, Channel: &ch}, "archive", true},
+		{"handover", commands.Caller{User: ana, Channel: &ch, Thread: th}, "handover", false},
+		{"help", commands.Caller{User: ana, Channel: &ch, Thread: th}, "help", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := set.RunText(ctx, tt.c, tt.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Personal != tt.want {
+				t.Errorf("%q: Personal = %v, want %v (%+v)", tt.text, r.Personal, tt.want, r)
+			}
+		})
 	}
 }

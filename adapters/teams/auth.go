@@ -31,6 +31,12 @@ const (
 	maxTokenBytes = 16 << 10
 	// maxMetadataBytes bounds the metadata and key set documents.
 	maxMetadataBytes = 1 << 20
+	// fetchTimeout bounds one fetch of the metadata and keys. A fetch runs
+	// apart from the request that wanted it, which may give up first.
+	fetchTimeout = 15 * time.Second
+	// firstBackoff is the wait after a failed fetch before the next; it
+	// doubles with each failure in a row, up to RefreshInterval.
+	firstBackoff = time.Second
 )
 
 // AuthConfig configures a Validator.
@@ -43,10 +49,12 @@ type AuthConfig struct {
 	// Client fetches the metadata and keys; nil means one with a 10 s
 	// timeout.
 	Client *http.Client
-	// RefreshInterval is the least time between two fetches of the
-	// metadata and keys, however many tokens name an unknown key: a flood
-	// of forged tokens cannot make the validator hammer the endpoint.
-	// Default one minute.
+	// RefreshInterval is the least time between a successful fetch of
+	// the metadata and keys and the next, however many tokens name an
+	// unknown key: a flood of forged tokens cannot make the validator
+	// hammer the endpoint. A failed fetch is retried sooner, after a
+	// backoff of a second that doubles up to RefreshInterval. Default one
+	// minute.
 	RefreshInterval time.Duration
 	// MaxKeyAge is how long fetched keys are trusted without a refresh
 	// (they are kept if the refresh fails). Default 24 hours.
@@ -84,7 +92,11 @@ type Validator struct {
 	issuer    string
 	keys      map[string]signingKey
 	fetchedAt time.Time // when keys were last fetched successfully
-	triedAt   time.Time // when a fetch was last attempted
+	failures  int       // fetches failed in a row
+	retryAt   time.Time // no fetch before this, after a failed one
+	lastErr   error     // why the last fetch failed
+	// fetching is closed when the fetch in flight ends; nil when none is.
+	fetching chan struct{}
 }
 
 // signingKey is a key of the set and the channels it may sign for.
@@ -233,32 +245,70 @@ func numericDate(v any) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// key returns the signing key kid, fetching the key set when it is not
-// known yet, when kid is unknown (keys are rotated in) or when the keys are
-// old, but never more often than RefreshInterval.
+// key returns the signing key kid. When kid is unknown (keys are rotated
+// in, or none are known yet) it waits, as long as ctx allows, for a fetch
+// of the key set; when the keys are old it uses them while a fetch
+// refreshes them. One fetch runs at a time, outside the lock, so that
+// validations with known keys never wait for it; after a success the next
+// comes no sooner than RefreshInterval, after a failure once the backoff
+// has passed.
 func (v *Validator) key(ctx context.Context, kid string) (signingKey, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	now := v.cfg.Now()
-	k, known := v.keys[kid]
-	stale := v.fetchedAt.IsZero() || now.Sub(v.fetchedAt) > v.cfg.MaxKeyAge
-	if (!known || stale) && (v.triedAt.IsZero() || now.Sub(v.triedAt) >= v.cfg.RefreshInterval) {
-		v.triedAt = now
-		issuer, keys, err := v.fetch(ctx)
-		if err != nil {
-			if !known {
-				return signingKey{}, fmt.Errorf("fetch signing keys: %w", err)
-			}
-			// Keep trusting the keys we have until the endpoint is back.
-		} else {
-			v.issuer, v.keys, v.fetchedAt = issuer, keys, now
-			k, known = keys[kid]
+	// Two rounds at most: a fetch that ends either finds kid, or leaves no
+	// fetch due (fetchedAt or retryAt has moved on).
+	for range 2 {
+		v.mu.Lock()
+		now := v.cfg.Now()
+		k, known := v.keys[kid]
+		fresh := !v.fetchedAt.IsZero() && now.Sub(v.fetchedAt) <= v.cfg.MaxKeyAge
+		due := !now.Before(v.retryAt) && (len(v.keys) == 0 || now.Sub(v.fetchedAt) >= v.cfg.RefreshInterval)
+		if known && fresh {
+			v.mu.Unlock()
+			return k, nil
+		}
+		if due && v.fetching == nil {
+			v.fetching = make(chan struct{})
+			go v.refresh(context.WithoutCancel(ctx), v.fetching)
+		}
+		done, lastErr := v.fetching, v.lastErr
+		v.mu.Unlock()
+		switch {
+		case known:
+			// Keep trusting the keys we have while they are refreshed, and
+			// after that if the endpoint is down.
+			return k, nil
+		case done == nil && lastErr != nil:
+			return signingKey{}, fmt.Errorf("unknown signing key %q (fetch signing keys: %w)", kid, lastErr)
+		case done == nil:
+			return signingKey{}, fmt.Errorf("unknown signing key %q", kid)
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return signingKey{}, fmt.Errorf("waiting for signing keys: %w", ctx.Err())
 		}
 	}
-	if !known {
-		return signingKey{}, fmt.Errorf("unknown signing key %q", kid)
+	return signingKey{}, fmt.Errorf("unknown signing key %q", kid)
+}
+
+// refresh fetches the key set and closes done. ctx carries the values of
+// the request that wanted it, not its deadline.
+func (v *Validator) refresh(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	issuer, keys, err := v.fetch(ctx)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.fetching = nil
+	now := v.cfg.Now()
+	if err != nil {
+		v.failures++
+		v.lastErr = err
+		v.retryAt = now.Add(min(firstBackoff<<min(v.failures-1, 16), v.cfg.RefreshInterval))
+		return
 	}
-	return k, nil
+	v.issuer, v.keys, v.fetchedAt = issuer, keys, now
+	v.failures, v.lastErr, v.retryAt = 0, nil, time.Time{}
 }
 
 // fetch reads the OpenID metadata and its key set.

@@ -2,8 +2,11 @@ package teams
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,5 +183,178 @@ func TestMetadataDownIsForbidden(t *testing.T) {
 	_, err := v.Authenticate(context.Background(), "Bearer "+sign(t, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}, "key-1", testRSAKeys(t)[0]))
 	if ae, ok := err.(*AuthError); !ok || ae.Status != http.StatusForbidden {
 		t.Errorf("got %v, want a 403", err)
+	}
+}
+
+// metadataProxy serves the fake's OpenID metadata, failing or holding
+// requests on demand.
+type metadataProxy struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	fail    int           // answer the next fail requests 500
+	hold    chan struct{} // when set, requests wait for it to close
+	arrived chan struct{} // told of each request held
+	served  int
+}
+
+func newMetadataProxy(t *testing.T, fake *teamsfake.Server) *metadataProxy {
+	p := &metadataProxy{arrived: make(chan struct{}, 100)}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.served++
+		fail, hold := p.fail > 0, p.hold
+		if fail {
+			p.fail--
+		}
+		p.mu.Unlock()
+		if fail {
+			http.Error(w, "metadata unavailable", http.StatusInternalServerError)
+			return
+		}
+		if hold != nil {
+			p.arrived <- struct{}{}
+			<-hold
+		}
+		resp, err := http.Get(fake.MetadataURL())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *metadataProxy) requests() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.served
+}
+
+// clock is a validator clock the test moves.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// proxiedValidator is a validator reading the fake's metadata through a
+// proxy, on a clock the test moves, and a good token for it.
+func proxiedValidator(t *testing.T) (*teamsfake.Server, *metadataProxy, *clock, *Validator, string) {
+	t.Helper()
+	fake := teamsfake.ForTest(t)
+	proxy := newMetadataProxy(t, fake)
+	clk := &clock{t: time.Now()}
+	v := NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: proxy.srv.URL, RefreshInterval: time.Minute, Now: clk.now})
+	good, err := fake.Token(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, proxy, clk, v, good
+}
+
+// A failed first fetch of the keys (the endpoint hiccups, or the request
+// that wanted them gives up) does not refuse every activity for the
+// refresh interval: while no keys are known, the fetch is retried after a
+// short backoff, and it does not depend on the request that started it.
+func TestFailedFirstFetchRetriedSoon(t *testing.T) {
+	fake, proxy, clk, v, good := proxiedValidator(t)
+	proxy.fail = 1
+	ctx := context.Background()
+	if _, err := v.Authenticate(ctx, "Bearer "+good); err == nil {
+		t.Fatal("accepted a token with the metadata endpoint failing")
+	}
+	clk.add(500 * time.Millisecond) // inside the one-second backoff
+	if _, err := v.Authenticate(ctx, "Bearer "+good); err == nil || proxy.requests() != 1 {
+		t.Fatalf("inside the backoff: %v after %d fetches, want a refusal and no second fetch", err, proxy.requests())
+	}
+	clk.add(600 * time.Millisecond) // past it, well inside the refresh interval
+	if _, err := v.Authenticate(ctx, "Bearer "+good); err != nil {
+		t.Errorf("a second after a failed fetch: %v, want the token accepted", err)
+	}
+	if n := proxy.requests(); n != 2 {
+		t.Errorf("metadata fetched %d times, want 2", n)
+	}
+
+	// The first request gives up at once (the Bot Framework hung up); the
+	// fetch it started still serves the next.
+	v = NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: fake.MetadataURL(), RefreshInterval: time.Minute, Now: clk.now})
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	_, _ = v.Authenticate(gone, "Bearer "+good) // refused, or served if its fetch beat it: either is right
+	if _, err := v.Authenticate(ctx, "Bearer "+good); err != nil {
+		t.Errorf("after a request that gave up: %v, want the token accepted", err)
+	}
+}
+
+// A slow fetch of the keys holds up only the tokens that need it: a token
+// signed by a known key is validated meanwhile. Tokens that arrive
+// together before any key is known share one fetch.
+func TestSlowFetchBlocksOnlyWhoNeedsIt(t *testing.T) {
+	fake, proxy, clk, v, good := proxiedValidator(t)
+	release := make(chan struct{})
+	proxy.hold = release
+	ctx := context.Background()
+	errs := make(chan error, 20)
+	for range cap(errs) {
+		go func() {
+			_, err := v.Authenticate(ctx, "Bearer "+good)
+			errs <- err
+		}()
+	}
+	<-proxy.arrived
+	close(release)
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("a token that waited for the first fetch: %v", err)
+		}
+	}
+	if n := proxy.requests(); n != 1 {
+		t.Errorf("%d fetches for %d tokens arriving together, want 1", n, cap(errs))
+	}
+
+	// A minute on, a token names a key nobody published, and the endpoint hangs.
+	hang := make(chan struct{})
+	defer close(hang)
+	proxy.mu.Lock()
+	proxy.hold = hang
+	proxy.mu.Unlock()
+	clk.add(2 * time.Minute)
+	forged := make(chan error, 1)
+	go func() {
+		_, err := v.Authenticate(ctx, "Bearer "+sign(t, fake.Claims(time.Now()), "key-new", testRSAKeys(t)[1]))
+		forged <- err
+	}()
+	<-proxy.arrived
+	ok := make(chan error, 1)
+	go func() {
+		_, err := v.Authenticate(ctx, "Bearer "+good)
+		ok <- err
+	}()
+	select {
+	case err := <-ok:
+		if err != nil {
+			t.Errorf("known key during a slow fetch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a token signed by a known key waited for a fetch it does not need")
+	}
+	select {
+	case err := <-forged:
+		t.Errorf("the token with the unknown key finished (%v) before the fetch it waits for", err)
+	default:
 	}
 }

@@ -67,7 +67,7 @@ func FuzzAuthenticate(f *testing.F) {
 	f.Add("Basic x")
 	v := NewValidator(AuthConfig{AppID: teamsfake.AppID, MetadataURL: "http://127.0.0.1:1/unused", Now: func() time.Time { return now }})
 	// The keys are known up front, so the fuzzer never waits on a fetch.
-	v.issuer, v.fetchedAt, v.triedAt = teamsfake.Issuer, now, now
+	v.issuer, v.fetchedAt = teamsfake.Issuer, now
 	v.keys = map[string]signingKey{"key-1": {pub: &keys[0].PublicKey, endorsements: []string{"msteams"}},
 		"key-2": {pub: &rsa.PublicKey{N: keys[1].N, E: keys[1].E}}}
 	f.Fuzz(func(t *testing.T, header string) {

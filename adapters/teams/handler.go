@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
@@ -26,6 +29,9 @@ const MaxBodyBytes = 256 << 10
 // Platform is the TurnArgs platform of Teams turns.
 const Platform = conversations.SourceTeams
 
+// maxZoneName bounds the time zone name taken from an activity.
+const maxZoneName = 64
+
 // actionTimeout bounds a button press: the command and the card update
 // happen while Teams waits for the answer.
 const actionTimeout = 10 * time.Second
@@ -35,10 +41,11 @@ type Inbox interface {
 	Accept(ctx context.Context, eventKey string, args bot.TurnArgs) (bool, error)
 }
 
-// Identities finds or creates the user behind a Teams account;
-// *users.Store is one.
+// Identities finds or creates the user behind a Teams account and keeps
+// their time zone; *users.Store is one.
 type Identities interface {
 	ResolveIdentity(ctx context.Context, id users.Identity) (users.User, error)
+	SetTimeZone(ctx context.Context, id uuid.UUID, zone string) error
 }
 
 // Actions runs button actions; *commands.Set is one.
@@ -145,7 +152,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // person resolves the activity's sender; ok is false (and the activity is
-// to be ignored) for bots and accounts with no AAD object id.
+// to be ignored) for bots and accounts with no AAD object id. The sender's
+// time zone follows their Teams client's (the activity's localTimezone),
+// so that usage days are their days; it is written only when it changed.
 func (h *Handler) person(ctx context.Context, in *inbound) (u users.User, ok bool, err error) {
 	if in.From.Role == "bot" || in.From.AadObjectID == "" || in.tenant() == "" {
 		return users.User{}, false, nil
@@ -155,7 +164,33 @@ func (h *Handler) person(ctx context.Context, in *inbound) (u users.User, ok boo
 	if err != nil {
 		return users.User{}, false, err
 	}
+	if zone := in.LocalTimezone; zone != "" && zone != u.TimeZone {
+		if err := h.followZone(ctx, &u, zone); err != nil {
+			return users.User{}, false, err
+		}
+	}
 	return u, true, nil
+}
+
+// followZone makes zone, the IANA name a Teams client reported, the
+// user's time zone. A name this server cannot load is logged and left.
+func (h *Handler) followZone(ctx context.Context, u *users.User, zone string) error {
+	err := users.ErrInvalid
+	// "Local" would load as this server's zone, not the person's; IANA
+	// names are short (America/Argentina/ComodRivadavia is among the longest).
+	if zone != "Local" && len(zone) <= maxZoneName {
+		err = h.cfg.Identities.SetTimeZone(ctx, u.ID, zone)
+	}
+	switch {
+	case errors.Is(err, users.ErrInvalid):
+		h.log.InfoContext(ctx, "teams user's time zone is not an IANA zone here; keeping theirs", "user_id", u.ID,
+			"tz", truncate(zone, maxZoneName))
+	case err != nil:
+		return fmt.Errorf("set teams user's time zone: %w", err)
+	default:
+		u.TimeZone = zone
+	}
+	return nil
 }
 
 // message accepts a question or command for the turn job. In channels
@@ -259,7 +294,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request, in *inbound, va
 	if in.ReplyToID == "" {
 		method, path = http.MethodPost, activityPath(in.replyConversation(), in.ID)
 	}
-	if _, err := h.cfg.Connector.Send(ctx, method, in.ServiceURL, path, commandActivity(res)); err != nil {
+	if _, err := h.cfg.Connector.Send(ctx, method, in.ServiceURL, path, commandActivity(res, in.conversationType() == convPersonal)); err != nil {
 		// The action is done; only showing it failed. Teams need not retry.
 		h.log.WarnContext(ctx, "teams: show action result", "action", res.Command, "error", err)
 	}
@@ -302,8 +337,9 @@ func (h *Handler) execute(w http.ResponseWriter, r *http.Request, in *inbound) {
 			"value": map[string]string{"code": "BadRequest", "message": "not an opsbot action"}})
 		return
 	}
-	card := adaptiveCard([]any{textBlock(res.Text)}, nil)
-	if act := commandActivity(res); len(act.Attachments) > 0 {
+	act := commandActivity(res, in.conversationType() == convPersonal)
+	card := adaptiveCard([]any{textBlock(act.Text)}, nil)
+	if len(act.Attachments) > 0 {
 		card = act.Attachments[0].Content.(map[string]any)
 	}
 	writeJSON(w, map[string]any{"statusCode": http.StatusOK, "type": adaptiveCardType, "value": card})

@@ -183,10 +183,19 @@ func noticeActivity(text string) outActivity {
 	return outActivity{Type: "message", Text: text, TextFormat: "plain"}
 }
 
+// privateNotice stands in for an answer that holds the caller's own data
+// where others would see it.
+const privateNotice = "That answer is private: ask me in a 1:1 chat with me."
+
 // commandActivity renders a command's result: usage as a card of figures,
 // archive (and its choices) as a card with buttons, the rest as text.
-func commandActivity(res commands.Result) outActivity {
+// Outside a 1:1 chat (personal false) everyone in the channel or group
+// chat sees what the bot posts, and Teams has no message for one person
+// alone: an answer holding the caller's own data becomes privateNotice.
+func commandActivity(res commands.Result, personal bool) outActivity {
 	switch {
+	case res.Personal && !personal:
+		return noticeActivity(privateNotice)
 	case res.Refused:
 		return noticeActivity(res.Text)
 	case res.Usage != nil:

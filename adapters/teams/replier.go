@@ -28,12 +28,18 @@ const (
 	// typingEvery repeats the typing indicator, which Teams shows for
 	// about three seconds.
 	typingEvery = 3 * time.Second
-	// maxIndicating bounds how long a turn shows it is thinking, should
-	// its Reply never come.
+	// maxIndicating bounds how long a turn shows it is thinking, however
+	// long its job runs.
 	maxIndicating = 3 * time.Minute
+	// closeTimeout bounds the message that closes a stream whose job
+	// ended without a reply.
+	closeTimeout = 10 * time.Second
 	// informative is the status shown in a 1:1 chat before the answer
 	// starts.
 	informative = "Searching runbooks…"
+	// streamClosed ends a stream whose job ended without its reply (an
+	// attempt that will be retried, a reply another run posts).
+	streamClosed = "The answer follows in a separate message."
 )
 
 // Replier posts turn replies into Teams: in the reply chain or chat of
@@ -59,11 +65,20 @@ func NewReplier(conn *Connector, log *slog.Logger) *Replier {
 	return &Replier{conn: conn, log: log, streamEvery: streamEvery, typingEvery: typingEvery, streams: map[string]*stream{}}
 }
 
-// stream is a turn's open stream (1:1 chats) or typing indicator (elsewhere).
+// stream is a turn's open stream (1:1 chats) or typing indicator
+// (elsewhere). Its goroutine (run) sends the updates until the job's
+// context ends or Reply takes the stream over. A stream whose job ends
+// without a reply (a failure River retries, a reply another run posts, a
+// stopping worker) is closed by run itself, since Teams shows a stream
+// until its final message and runs one stream per chat at a time.
 type stream struct {
+	key    string // the turn key
 	id     string // the streamId, the id of the informative update; "" for typing
 	cancel context.CancelFunc
-	done   chan struct{}
+	exited chan struct{} // closed when run has returned
+	// closing is true once run closes the stream itself; Reply then
+	// leaves it alone. Guarded by Replier.mu.
+	closing bool
 
 	mu   sync.Mutex
 	text string // the answer so far
@@ -74,12 +89,6 @@ func (s *stream) add(piece string) {
 	s.mu.Lock()
 	s.text += piece
 	s.mu.Unlock()
-}
-
-// stop ends the stream's updates and waits for the last one to finish.
-func (s *stream) stop() {
-	s.cancel()
-	<-s.done
 }
 
 // streamInfo is the entity that makes a typing or message activity part
@@ -95,19 +104,21 @@ func streamInfo(id, kind string, seq int) map[string]any {
 	return e
 }
 
-// Stream starts showing the turn's answer. In a 1:1 chat it sends the
-// informative update and returns the function that takes the answer's
-// pieces; every streamEvery the text so far goes out as a streaming
-// update. Teams streams only in 1:1 chats: elsewhere the typing indicator
-// runs until the reply, and Stream returns nil, so the answer comes in one
-// message.
+// Stream starts showing the turn's answer for as long as the job's
+// context (ctx) lasts. In a 1:1 chat it sends the informative update and
+// returns the function that takes the answer's pieces; every streamEvery
+// the text so far goes out as a streaming update. Teams streams only in
+// 1:1 chats: elsewhere the typing indicator runs until the reply, and
+// Stream returns nil, so the answer comes in one message.
 func (r *Replier) Stream(ctx context.Context, t bot.Turn) (func(string), error) {
 	m := t.Meta
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxIndicating)
-	st := &stream{cancel: cancel, done: make(chan struct{})}
+	// An earlier attempt's stream is closed first: one stream per chat.
+	r.retire(t.Key)
+	sctx, cancel := context.WithTimeout(ctx, maxIndicating)
+	st := &stream{key: t.Key, cancel: cancel, exited: make(chan struct{})}
 	if m[metaConvType] != convPersonal {
-		go r.typing(sctx, st, m)
-		r.open(t.Key, st)
+		r.put(st)
+		go r.run(sctx, st, m, r.typing)
 		return nil, nil
 	}
 	id, err := r.conn.Send(ctx, http.MethodPost, m[metaServiceURL], activityPath(m[metaConversation], m[metaReplyTo]),
@@ -121,37 +132,98 @@ func (r *Replier) Stream(ctx context.Context, t bot.Turn) (func(string), error) 
 		return nil, errors.New("start stream: the connector gave no stream id")
 	}
 	st.id, st.seq = id, 1
-	go r.pump(sctx, st, m)
-	r.open(t.Key, st)
+	r.put(st)
+	go r.run(sctx, st, m, r.pump)
 	return st.add, nil
 }
 
-// open records a turn's stream, stopping an earlier attempt's.
-func (r *Replier) open(key string, st *stream) {
-	r.mu.Lock()
-	old := r.streams[key]
-	r.streams[key] = st
-	r.mu.Unlock()
-	if old != nil {
-		old.stop()
+// retire ends the turn's stream, if it has one, and waits until its
+// goroutine has closed it.
+func (r *Replier) retire(key string) {
+	for {
+		r.mu.Lock()
+		old := r.streams[key]
+		r.mu.Unlock()
+		if old == nil {
+			return
+		}
+		old.cancel()
+		<-old.exited // run removed it
 	}
 }
 
-// take removes and stops the turn's stream, if it has one.
+// put records a turn's stream, retiring one a concurrent run of the turn
+// opened meanwhile.
+func (r *Replier) put(st *stream) {
+	for {
+		r.retire(st.key)
+		r.mu.Lock()
+		if r.streams[st.key] == nil {
+			r.streams[st.key] = st
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+}
+
+// take takes the turn's stream over for Reply: it stops its updates and
+// returns it, or nil when there is none or its goroutine is closing it
+// (its job's context ended, or it showed for maxIndicating).
 func (r *Replier) take(key string) *stream {
 	r.mu.Lock()
 	st := r.streams[key]
-	delete(r.streams, key)
+	closing := st != nil && st.closing
+	if st != nil && !closing {
+		delete(r.streams, key)
+	}
 	r.mu.Unlock()
-	if st != nil {
-		st.stop()
+	if st == nil {
+		return nil
+	}
+	st.cancel()
+	<-st.exited
+	if closing {
+		return nil
 	}
 	return st
 }
 
+// run sends a stream's updates until ctx ends. Unless Reply took the
+// stream over meanwhile, it then closes the stream and forgets it.
+func (r *Replier) run(ctx context.Context, st *stream, m map[string]string, updates func(context.Context, *stream, map[string]string)) {
+	defer close(st.exited)
+	updates(ctx, st, m)
+	r.mu.Lock()
+	mine := r.streams[st.key] == st
+	st.closing = mine
+	r.mu.Unlock()
+	if !mine {
+		return // Reply has it
+	}
+	if st.id != "" {
+		r.closeStream(context.WithoutCancel(ctx), st, m)
+	}
+	r.mu.Lock()
+	delete(r.streams, st.key)
+	r.mu.Unlock()
+}
+
+// closeStream ends a stream whose job ended without a reply with a final
+// message saying the answer comes separately: the retry's stream, or the
+// reply another run posts.
+func (r *Replier) closeStream(ctx context.Context, st *stream, m map[string]string) {
+	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
+	_, err := r.conn.Send(ctx, http.MethodPost, m[metaServiceURL], activityPath(m[metaConversation], m[metaReplyTo]),
+		outActivity{Type: "message", Text: streamClosed, TextFormat: "plain", Entities: []any{streamInfo(st.id, "final", 0)}})
+	if err != nil {
+		r.log.WarnContext(ctx, "close a stream its job left without a reply", "turn_key", st.key, "error", err)
+	}
+}
+
 // typing sends the typing indicator until ctx ends.
-func (r *Replier) typing(ctx context.Context, st *stream, m map[string]string) {
-	defer close(st.done)
+func (r *Replier) typing(ctx context.Context, _ *stream, m map[string]string) {
 	tick := time.NewTicker(r.typingEvery)
 	defer tick.Stop()
 	for {
@@ -168,10 +240,9 @@ func (r *Replier) typing(ctx context.Context, st *stream, m map[string]string) {
 }
 
 // pump sends the answer so far every streamEvery while it grows, until
-// ctx ends. A failed update ends the updates; the reply still finishes
-// the stream.
+// ctx ends. After a failed update it sends no more; the reply still
+// finishes the stream.
 func (r *Replier) pump(ctx context.Context, st *stream, m map[string]string) {
-	defer close(st.done)
 	tick := time.NewTicker(r.streamEvery)
 	defer tick.Stop()
 	sent := ""
@@ -197,6 +268,7 @@ func (r *Replier) pump(ctx context.Context, st *stream, m map[string]string) {
 			if ctx.Err() == nil {
 				r.log.WarnContext(ctx, "stream update", "error", err)
 			}
+			<-ctx.Done()
 			return
 		}
 		sent = text
@@ -221,7 +293,7 @@ func (r *Replier) Reply(ctx context.Context, t bot.Turn, rep bot.Reply) (string,
 	var act outActivity
 	switch {
 	case rep.Command != nil:
-		act = commandActivity(*rep.Command)
+		act = commandActivity(*rep.Command, m[metaConvType] == convPersonal)
 	case !rep.Stored():
 		act = noticeActivity(rep.Text)
 	default:
