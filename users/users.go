@@ -211,7 +211,8 @@ func (s *Store) SetDisplayName(ctx context.Context, id uuid.UUID, name string) e
 
 // SetTimeZone changes the zone the user's days are counted in.
 func (s *Store) SetTimeZone(ctx context.Context, id uuid.UUID, zone string) error {
-	if _, err := time.LoadLocation(zone); err != nil || zone == "" {
+	// "Local" would load as the server's own zone, not the person's.
+	if _, err := time.LoadLocation(zone); err != nil || zone == "" || zone == "Local" {
 		return fmt.Errorf("%w: unknown time zone %q", ErrInvalid, zone)
 	}
 	tag, err := s.db.Exec(ctx, `UPDATE users SET time_zone = $2 WHERE id = $1`, id, zone)

@@ -135,3 +135,20 @@ func TestSetDisplayName(t *testing.T) {
 		t.Errorf("unknown user: got %v, want ErrNotFound", err)
 	}
 }
+
+func TestSetTimeZoneRefusesUnknownAndLocal(t *testing.T) {
+	ctx := context.Background()
+	s := users.NewStore(pool, "Asia/Singapore")
+	u, err := s.Ensure(ctx, "zone-"+uuid.NewString()[:8], users.RoleUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, zone := range []string{"", "Local", "Mars/Olympus"} {
+		if err := s.SetTimeZone(ctx, u.ID, zone); !errors.Is(err, users.ErrInvalid) {
+			t.Errorf("SetTimeZone(%q) = %v, want ErrInvalid", zone, err)
+		}
+	}
+	if err := s.SetTimeZone(ctx, u.ID, "Asia/Kathmandu"); err != nil {
+		t.Errorf("SetTimeZone(Asia/Kathmandu) = %v", err)
+	}
+}
