@@ -123,9 +123,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	periodic = append(periodic, gapJobs...)
-	jobs, err := newRiver(pool, workers, periodic, e.log)
+	rescue := rescueAfter(e.cfg)
+	jobs, err := newRiver(pool, workers, periodic, rescue, e.log)
 	if err != nil {
 		return err
+	}
+	if turn := bot.TurnTimeout(e.cfg.Engine.CallTimeout); rescue < turn {
+		e.log.Warn("OPSBOT_RESCUE_AFTER is shorter than a turn may take: a slow turn is run a second time meanwhile "+
+			"(it is still answered and paid for once)", "rescue_after", rescue, "turn_timeout", turn)
 	}
 
 	// The surfaces accept events through the inbox on the River client:
@@ -146,7 +151,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Engine:     engine,
 		// The model's deadline (OPSBOT_MODEL_TIMEOUT) plus time to store,
 		// as for turns from chat (bot.TurnWorker.Timeout).
-		TurnTimeout: e.cfg.Engine.CallTimeout + time.Minute,
+		TurnTimeout: bot.TurnTimeout(e.cfg.Engine.CallTimeout),
 	})
 
 	ln, err := net.Listen("tcp", e.cfg.Addr)
