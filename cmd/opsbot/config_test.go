@@ -118,16 +118,17 @@ func TestPprofAddr(t *testing.T) {
 
 // A job left running by a replica that died is run again once it has run
 // longer than any job may: a turn's model deadline, a minute to store and
-// post, and a minute's margin — unless OPSBOT_RESCUE_AFTER says otherwise.
+// post, and half a minute's margin — unless OPSBOT_RESCUE_AFTER says
+// otherwise.
 func TestRescueAfter(t *testing.T) {
 	for _, tt := range []struct {
 		env  map[string]string
 		want time.Duration
 	}{
-		{nil, 90*time.Second + time.Minute + time.Minute},
-		{map[string]string{"OPSBOT_MODEL_TIMEOUT": "5m"}, 5*time.Minute + time.Minute + time.Minute},
+		{nil, 90*time.Second + time.Minute + 30*time.Second},
+		{map[string]string{"OPSBOT_MODEL_TIMEOUT": "5m"}, 5*time.Minute + time.Minute + 30*time.Second},
 		// A turn's timeout (1 s + 1 min) is above the other jobs' (1 min).
-		{map[string]string{"OPSBOT_MODEL_TIMEOUT": "1s"}, time.Second + time.Minute + time.Minute},
+		{map[string]string{"OPSBOT_MODEL_TIMEOUT": "1s"}, time.Second + time.Minute + 30*time.Second},
 		{map[string]string{"OPSBOT_RESCUE_AFTER": "2s"}, 2 * time.Second},
 	} {
 		c, err := LoadConfig(func(k string) string { return tt.env[k] })

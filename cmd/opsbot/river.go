@@ -44,25 +44,26 @@ const (
 
 // Jobs whose process died. A job left running by a replica that was
 // killed (SIGKILL, the OOM killer, a lost node) stays "running" until the
-// elected leader's rescuer sees it has run longer than
-// RescueStuckJobsAfter and runs it again. River's default, an hour, would
-// leave a person whose turn was in flight there without an answer for an
-// hour; a job that is merely slow must not be rescued while it runs,
-// though. So the rescue waits for the longest a job may legitimately run —
-// a turn's timeout (bot.TurnTimeout: the model's deadline, then a minute to
-// store and post) or riverJobTimeout for the other jobs — plus
-// rescueMargin, in which a job cancelled at its timeout returns and River
-// records it. With the default 90 s model deadline that is 3.5 minutes.
-// OPSBOT_RESCUE_AFTER sets it: shorter only reruns slow turns early, which
-// they survive (one model call and one reply per turn key), at the cost of
-// the other jobs' timeout, which River requires to be no longer.
+// elected leader's rescuer (it looks every 30 s) finds it older than
+// RescueStuckJobsAfter and past its own timeout, and runs it again.
+// River's default, an hour, would leave a person whose turn was in flight
+// there without an answer for an hour. A job that is merely slow must not
+// be rescued while it runs, though, so the rescue waits for the longest a
+// job may legitimately run — a turn's timeout (bot.TurnTimeout: the model's
+// deadline, then a minute to store and post) or riverJobTimeout for the
+// other jobs — plus rescueMargin, in which a job cancelled at its timeout
+// returns and River records it. With the default 90 s model deadline a
+// dead replica's turns are run again after 3 to 3.5 minutes.
+// OPSBOT_RESCUE_AFTER sets RescueStuckJobsAfter instead: River still never
+// rescues a turn before its own timeout, so a shorter value hastens the
+// other jobs, whose timeout it caps (River requires that), and turns only
+// down to their timeout.
 const (
 	riverJobTimeout = time.Minute
-	rescueMargin    = time.Minute
+	rescueMargin    = 30 * time.Second
 )
 
-// rescueAfter is how long a job may run before River takes it for
-// abandoned; see above.
+// rescueAfter is RescueStuckJobsAfter; see above.
 func rescueAfter(c Config) time.Duration {
 	if c.RescueAfter > 0 {
 		return c.RescueAfter

@@ -123,14 +123,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	periodic = append(periodic, gapJobs...)
-	rescue := rescueAfter(e.cfg)
-	jobs, err := newRiver(pool, workers, periodic, rescue, e.log)
+	jobs, err := newRiver(pool, workers, periodic, rescueAfter(e.cfg), e.log)
 	if err != nil {
 		return err
-	}
-	if turn := bot.TurnTimeout(e.cfg.Engine.CallTimeout); rescue < turn {
-		e.log.Warn("OPSBOT_RESCUE_AFTER is shorter than a turn may take: a slow turn is run a second time meanwhile "+
-			"(it is still answered and paid for once)", "rescue_after", rescue, "turn_timeout", turn)
 	}
 
 	// The surfaces accept events through the inbox on the River client:

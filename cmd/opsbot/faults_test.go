@@ -1,0 +1,175 @@
+//go:build faults
+
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apacops/opsbot/internal/fakes/modelfake"
+	"github.com/apacops/opsbot/internal/testdb"
+)
+
+// The model's answer in these tests: the fake's default, 100 prompt and 20
+// completion tokens, which cost 100 x 0.15 + 20 x 0.60 = 27 micro-USD at
+// gpt-4o-mini's built-in prices.
+const faultCallCost = 27
+
+// answerNow is the model answering at once.
+func answerNow() modelfake.Reply {
+	return modelfake.Reply{Chunks: modelfake.Words(modelfake.DefaultText), Usage: &modelfake.Usage{Prompt: 100, Completion: 20}}
+}
+
+// A server killed (SIGKILL) after it acked a Slack event and while the
+// model was still thinking: after a restart the question is answered
+// exactly once. The job the dead server left running is rescued by the new
+// one once it is past its own timeout (the model's deadline, 2 s here, and
+// a minute to store and post; OPSBOT_RESCUE_AFTER is set below it, so the
+// turn's timeout is what counts), the dead holder's claim on the turn has
+// lapsed by then, and the model is asked again. The first call, cut before
+// any words, cost nothing.
+func TestFaultKilledAfterAck(t *testing.T) {
+	t.Parallel() // it mostly waits for River's rescuer
+	f := newFaultEnv(t, modelfake.Reply{Hang: true}, answerNow())
+	env := map[string]string{"OPSBOT_MODEL_TIMEOUT": "2s", "OPSBOT_RESCUE_AFTER": "2s"}
+	first := f.start("first", env)
+	m := newMention(1, "is db-sg-01 healthy?")
+	f.mustSend(first.base, m)
+	waitUntil(t, 30*time.Second, "the model to be asked", func() bool { return f.model.InFlight() == 1 })
+	first.kill(t)
+	killed := time.Now()
+	if n := len(f.replies(m)); n != 0 {
+		t.Fatalf("replies before the restart = %d, want 0", n)
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'running'`); n != 1 {
+		t.Fatalf("running jobs after the kill = %d, want the one the dead server had", n)
+	}
+
+	f.start("second", env)
+	// The rescuer looks every 30 s: the job is past its 62 s timeout at
+	// one of its looks within 62 to 92 s of the kill (plus the new
+	// server's wait for the dead one's leadership to lapse).
+	waitUntil(t, 150*time.Second, "the reply after the restart", func() bool { return len(f.replies(m)) > 0 })
+	t.Logf("answered %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+	waitUntil(t, 30*time.Second, "the job to complete", func() bool {
+		return f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'completed'`) == 1
+	})
+	time.Sleep(time.Second) // a second reply would come now
+	got := f.replies(m)
+	if len(got) != 1 || !strings.Contains(got[0].Markdown+got[0].Text, "Check the runbook first.") {
+		t.Errorf("replies = %+v, want the answer once", got)
+	}
+	if n := f.model.CallsFor(m.text); n != 2 {
+		t.Errorf("model calls = %d, want 2 (the one cut by the kill, the rerun)", n)
+	}
+	if n := f.count(`SELECT attempt FROM river_job WHERE kind = 'opsbot_turn'`); n != 2 {
+		t.Errorf("job attempts = %d, want 2", n)
+	}
+	if n := f.count(`SELECT count(*) FROM messages WHERE turn_key = $1`, "slack:"+m.id); n != 2 {
+		t.Errorf("messages = %d, want the question and the answer", n)
+	}
+	if n := f.count(`SELECT count(*) FROM usage_events WHERE outcome = 'stored' AND cost_micro_usd = $1`, faultCallCost) +
+		100*f.count(`SELECT count(*) FROM usage_events WHERE outcome <> 'stored'`); n != 1 {
+		t.Errorf("ledger: got %d, want one stored row of %d micro-USD and nothing else", n, faultCallCost)
+	}
+}
+
+// Every database connection of a server is cut (pg_terminate_backend) while
+// it stores a turn: the storing transaction is open, the turn's messages
+// written, its ledger row waiting on a lock the test holds. No partial rows
+// remain, the job is retried, and the retry stores the answer the first
+// attempt paid for: one model call, one ledger row, one reply.
+func TestFaultDatabaseCutMidTurn(t *testing.T) {
+	f := newFaultEnv(t, answerNow())
+	srv := f.start("server", nil)
+	cut, err := testdb.CutOnWrite(t.Context(), f.dbURL, "usage_events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMention(1, "restart nginx on web-sg-03?")
+	f.mustSend(srv.base, m)
+	n, err := cut.Wait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cut %d connections mid-turn", n)
+	f.db.Reset() // the test's own connections were cut too
+	// The thread's conversation was found or started before the model was
+	// asked; the turn's messages went with the cut transaction.
+	if n := f.count(`SELECT count(*) FROM messages`); n != 0 {
+		t.Fatalf("messages right after the cut = %d, want 0", n)
+	}
+
+	waitUntil(t, 60*time.Second, "the job to complete", func() bool {
+		return f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'completed'`) == 1
+	})
+	got := f.replies(m)
+	if len(got) != 1 || !strings.Contains(got[0].Markdown+got[0].Text, "Check the runbook first.") {
+		t.Errorf("replies = %+v, want the answer once", got)
+	}
+	if n := f.model.CallsFor(m.text); n != 1 {
+		t.Errorf("model calls = %d, want 1", n)
+	}
+	if n := f.count(`SELECT attempt FROM river_job WHERE kind = 'opsbot_turn'`); n != 2 {
+		t.Errorf("job attempts = %d, want 2 (the cut one, the retry)", n)
+	}
+	if n := f.count(`SELECT count(*) FROM messages WHERE turn_key = $1`, "slack:"+m.id) +
+		10*f.count(`SELECT count(*) FROM conversations`); n != 12 {
+		t.Errorf("messages + 10 x conversations = %d, want 2 + 10", n)
+	}
+	if n := f.count(`SELECT count(*) FROM usage_events u JOIN messages m ON m.id = u.message_id
+		WHERE u.outcome = 'stored' AND u.cost_micro_usd = $1 AND m.turn_key = $2`, faultCallCost, "slack:"+m.id); n != 1 ||
+		f.count(`SELECT count(*) FROM usage_events`) != 1 {
+		t.Errorf("ledger: %d rows, want exactly one, the stored reply's, of %d micro-USD", f.count(`SELECT count(*) FROM usage_events`), faultCallCost)
+	}
+	if n := f.count(`SELECT count(*) FROM turn_claims`); n != 0 {
+		t.Errorf("claims left = %d, want 0", n)
+	}
+}
+
+// A model that never answers: each turn gives up at its deadline after a
+// bounded number of tries (the first words are awaited for
+// OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT, and one silent attempt is retried at
+// most once within twice that), and the person is told — in Slack once,
+// over the API with a 503 — and nothing is stored or charged.
+func TestFaultModelHangs(t *testing.T) {
+	f := newFaultEnv(t, modelfake.Reply{Hang: true})
+	srv := f.start("server", map[string]string{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT": "500ms", "OPSBOT_MODEL_TIMEOUT": "3s"})
+	token, convs := f.apiUser("hung", 1)
+	ms := []mention{newMention(1, "why is kafka-sg lagging?"), newMention(2, "who is on call?")}
+	start := time.Now()
+	for _, m := range ms {
+		f.mustSend(srv.base, m)
+	}
+	res := ask(srv.base, token, convs[0], "rotate the TLS cert on lb-01")
+	if took := time.Since(start); res.status != http.StatusServiceUnavailable || !strings.Contains(res.detail, "did not answer in time") ||
+		took > 3*time.Second {
+		t.Errorf("API turn: %d %q after %s; want 503 saying the model did not answer in time, within 2 x 500ms and a margin",
+			res.status, res.detail, took)
+	}
+	for _, m := range ms {
+		waitUntil(t, 10*time.Second, "the person to be told", func() bool { return len(f.replies(m)) > 0 })
+	}
+	t.Logf("told within %s", time.Since(start).Round(10*time.Millisecond))
+	time.Sleep(time.Second) // anything more would come now
+	for _, m := range ms {
+		got := f.replies(m)
+		if len(got) != 1 || !strings.Contains(got[0].Text, "did not answer in time") {
+			t.Errorf("%s: replies %+v, want one notice that the model did not answer in time", m.id, got)
+		}
+		if n := f.model.CallsFor(m.text); n < 1 || n > 2 {
+			t.Errorf("%s: model calls = %d, want 1 or 2", m.id, n)
+		}
+	}
+	if n := f.model.CallsFor("rotate the TLS cert on lb-01"); n < 1 || n > 2 {
+		t.Errorf("API turn: model calls = %d, want 1 or 2", n)
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'completed' AND attempt = 1`); n != len(ms) {
+		t.Errorf("jobs completed at their first attempt = %d, want %d (an outage is told, not retried)", n, len(ms))
+	}
+	if n := f.count(`SELECT count(*) FROM messages`) + f.count(`SELECT count(*) FROM usage_events`); n != 0 {
+		t.Errorf("messages + ledger rows = %d, want 0", n)
+	}
+}
