@@ -3,12 +3,14 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apacops/opsbot/internal/fakes/modelfake"
+	"github.com/apacops/opsbot/internal/fakes/slackfake"
 	"github.com/apacops/opsbot/internal/testdb"
 )
 
@@ -171,5 +173,82 @@ func TestFaultModelHangs(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM messages`) + f.count(`SELECT count(*) FROM usage_events`); n != 0 {
 		t.Errorf("messages + ledger rows = %d, want 0", n)
+	}
+}
+
+// A storm of 429s from Slack on every call that posts or finds a reply,
+// each with Retry-After: 1. Turns are asked one after another; the first
+// meets five 429s on chat.postMessage, more than one post waits out, so its
+// job fails and River retries it, which first looks for an earlier post
+// (conversations.replies, also rate-limited) and then posts. Every
+// question is answered exactly once, and no call that was told to come
+// back is made again before its Retry-After has passed.
+func TestFaultSlackRateLimitStorm(t *testing.T) {
+	f := newFaultEnv(t, modelfake.Reply{Chunks: modelfake.Words(modelfake.DefaultText), ChunkDelay: 50 * time.Millisecond,
+		Usage: &modelfake.Usage{Prompt: 100, Completion: 20}})
+	storm := map[string]int{
+		slackfake.MethodPostMessage: 5, // one more than a post waits out
+		slackfake.MethodStartStream: 3, // the streamed answer of the first three turns never starts
+		slackfake.MethodReplies:     3, // the retry's look for an earlier post
+		slackfake.MethodStopStream:  3, // the fourth turn's streamed answer, finished
+	}
+	var faults []slackfake.Fault
+	for method, n := range storm {
+		faults = append(faults, slackfake.RateLimit(method, n, time.Second))
+	}
+	f.slack.SetFault(func(method string, w http.ResponseWriter) bool {
+		for _, fault := range faults {
+			if fault(method, w) {
+				return true
+			}
+		}
+		return false
+	})
+	srv := f.start("server", nil)
+	start := time.Now()
+	var ms []mention
+	for i := range 4 {
+		m := newMention(i+1, fmt.Sprintf("question %d under a rate limit", i+1))
+		ms = append(ms, m)
+		f.mustSend(srv.base, m)
+		waitUntil(t, 60*time.Second, "the reply to "+m.id, func() bool {
+			return f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'completed'`) == i+1
+		})
+	}
+	t.Logf("four turns through the storm in %s", time.Since(start).Round(100*time.Millisecond))
+	for _, m := range ms {
+		got := f.replies(m)
+		if len(got) != 1 || !strings.Contains(got[0].Markdown+got[0].Text, "Check the runbook first.") {
+			t.Errorf("%s: replies %+v, want the answer once", m.id, got)
+		}
+	}
+	for method, n := range storm {
+		calls := f.slack.Calls(method)
+		if len(calls) <= n {
+			t.Errorf("%s: %d calls, want more than the %d rate-limited ones", method, len(calls), n)
+			continue
+		}
+		// The first n calls got the 429; the next call for the same
+		// channel is the one that came back.
+		for i, limited := range calls[:n] {
+			for _, next := range calls[i+1:] {
+				if next.Form.Get("channel") != limited.Form.Get("channel") {
+					continue
+				}
+				if gap := next.At.Sub(limited.At); gap < time.Second {
+					t.Errorf("%s in %s: called again %s after a 429 with Retry-After: 1", method, limited.Form.Get("channel"), gap)
+				}
+				break
+			}
+		}
+	}
+	if n := f.count(`SELECT attempt FROM river_job WHERE kind = 'opsbot_turn' AND args->>'key' = $1`, "slack:"+ms[0].id); n != 2 {
+		t.Errorf("first turn's job attempts = %d, want 2 (its first post gave up)", n)
+	}
+	if n := f.model.Calls(); n != len(ms) {
+		t.Errorf("model calls = %d, want %d (a retried post does not ask again)", n, len(ms))
+	}
+	if n := f.count(`SELECT count(*) FROM usage_events WHERE outcome = 'stored'`); n != len(ms) || f.count(`SELECT count(*) FROM usage_events`) != n {
+		t.Errorf("ledger rows = %d stored, want %d and nothing else", n, len(ms))
 	}
 }
