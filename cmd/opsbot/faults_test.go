@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,5 +251,127 @@ func TestFaultSlackRateLimitStorm(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM usage_events WHERE outcome = 'stored'`); n != len(ms) || f.count(`SELECT count(*) FROM usage_events`) != n {
 		t.Errorf("ledger rows = %d stored, want %d and nothing else", n, len(ms))
+	}
+}
+
+// SIGTERM while 100 turns are in flight: 60 Slack questions (acked; 32 with
+// the model at once, the rest queued) and 40 REST turns waiting on the
+// model. Those whose model answers within the grace complete — the REST
+// turns all do — and the chat jobs still with the model after River's 20 s
+// grace are cancelled and handed back. The next server answers everything
+// that is left: every turn answered once, none lost, none doubled, counted
+// at the fake Slack, in the REST responses and in the database.
+func TestFaultSIGTERMWithTurnsInFlight(t *testing.T) {
+	const chats, apis, quickChats = 60, 40, 20
+	f := newFaultEnv(t, answerNow())
+	slow := modelfake.Reply{Latency: 2 * time.Second, Chunks: modelfake.Words(modelfake.DefaultText), Usage: &modelfake.Usage{Prompt: 100, Completion: 20}}
+	ms := make([]mention, chats)
+	for i := range ms {
+		ms[i] = newMention(i+1, fmt.Sprintf("chat question %d", i+1))
+		if i < quickChats {
+			f.model.Script(ms[i].text, slow)
+		} else {
+			f.model.Script(ms[i].text, modelfake.Reply{Hang: true}) // until the restart
+		}
+	}
+	questions := make([]string, apis)
+	for i := range questions {
+		questions[i] = fmt.Sprintf("api question %d", i+1)
+		f.model.Script(questions[i], slow)
+	}
+	// A silent model is waited on longer than River's grace.
+	env := map[string]string{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT": "60s", "OPSBOT_MODEL_TIMEOUT": "2m"}
+	first := f.start("first", env)
+	token, convs := f.apiUser("sigterm", apis)
+
+	var wg sync.WaitGroup
+	sent := make(chan mention, chats)
+	for _, m := range ms {
+		sent <- m
+	}
+	close(sent)
+	for range 8 {
+		wg.Go(func() {
+			for m := range sent {
+				if status, err := m.send(first.base, 0); err != nil || status != http.StatusOK {
+					t.Errorf("event %s: %d %v, want 200", m.id, status, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	results := make([]apiTurn, apis)
+	for i := range results {
+		wg.Go(func() { results[i] = ask(first.base, token, convs[i], questions[i]) })
+	}
+	waitUntil(t, 60*time.Second, "every REST turn and 32 chat turns with the model", func() bool {
+		asked := 0
+		for _, q := range questions {
+			asked += min(f.model.CallsFor(q), 1)
+		}
+		return asked == apis && f.model.Calls() >= apis+32
+	})
+	answered := 0
+	for _, m := range ms {
+		answered += min(len(f.replies(m)), 1)
+	}
+	t.Logf("SIGTERM with %d of %d chat turns answered and the %d REST turns with the model", answered, chats, apis)
+	stopped := time.Now()
+	if code := first.term(t, 150*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM: %d, want 0", code)
+	}
+	t.Logf("the first server exited %s after SIGTERM", time.Since(stopped).Round(100*time.Millisecond))
+	wg.Wait()
+	for i, r := range results {
+		if r.err != nil || r.status != http.StatusCreated || r.answer != modelfake.DefaultText {
+			t.Errorf("REST turn %d: %d %q %v, want 201 and the answer", i+1, r.status, r.answer, r.err)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state NOT IN ('completed', 'available', 'retryable')`); n != 0 {
+		t.Errorf("turn jobs neither done nor handed back after the shutdown = %d, want 0", n)
+	}
+	handedBack := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state <> 'completed'`)
+	cut := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state <> 'completed' AND attempt > 0`)
+	t.Logf("%d chat turns handed back to the queue, %d of them cut at the end of the grace", handedBack, cut)
+	// At least 32 - 20 of the jobs running at SIGTERM were hanging ones.
+	if handedBack < chats-quickChats || cut < 32-quickChats {
+		t.Errorf("chat turns handed back = %d (%d cut while running), want the %d hanging ones (at least %d cut)",
+			handedBack, cut, chats-quickChats, 32-quickChats)
+	}
+
+	for _, m := range ms[quickChats:] {
+		f.model.Script(m.text, answerNow())
+	}
+	f.start("second", env)
+	waitUntil(t, 90*time.Second, "every chat turn answered", func() bool {
+		return f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'completed'`) == chats
+	})
+	time.Sleep(time.Second) // a second reply would come now
+	for _, m := range ms {
+		if got := f.replies(m); len(got) != 1 || !strings.Contains(got[0].Markdown+got[0].Text, modelfake.DefaultText) {
+			t.Errorf("%s: replies %+v, want the answer once", m.id, got)
+		}
+	}
+	if n := len(f.slack.ReplyCounts()); n != chats {
+		t.Errorf("threads with replies = %d, want %d", n, chats)
+	}
+	for i, m := range ms {
+		if n := f.model.CallsFor(m.text); n < 1 || n > 2 || (i < quickChats && n != 1) {
+			t.Errorf("%s: model calls = %d, want 1 (2 for a hanging one cut by the shutdown)", m.id, n)
+		}
+	}
+	for _, q := range questions {
+		if n := f.model.CallsFor(q); n != 1 {
+			t.Errorf("%q: model calls = %d, want 1", q, n)
+		}
+	}
+	if n := f.count(`SELECT count(DISTINCT turn_key) FROM messages`); n != chats+apis ||
+		f.count(`SELECT count(*) FROM messages`) != 2*(chats+apis) {
+		t.Errorf("turns stored = %d in %d messages, want %d turns of 2 messages", n, f.count(`SELECT count(*) FROM messages`), chats+apis)
+	}
+	if n := f.count(`SELECT count(*) FROM usage_events WHERE outcome = 'stored' AND cost_micro_usd = $1`, faultCallCost); n != chats+apis ||
+		f.count(`SELECT count(*) FROM usage_events`) != n {
+		t.Errorf("ledger: %d stored rows of %d micro-USD among %d, want %d and nothing else", n, faultCallCost,
+			f.count(`SELECT count(*) FROM usage_events`), chats+apis)
 	}
 }
