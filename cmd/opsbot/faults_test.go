@@ -331,7 +331,10 @@ func TestFaultSIGTERMWithTurnsInFlight(t *testing.T) {
 		t.Errorf("turn jobs neither done nor handed back after the shutdown = %d, want 0", n)
 	}
 	handedBack := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state <> 'completed'`)
-	cut := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state <> 'completed' AND attempt > 0`)
+	cut := 0 // hanging turns the first server was running: the model was asked
+	for _, m := range ms[quickChats:] {
+		cut += f.model.CallsFor(m.text)
+	}
 	t.Logf("%d chat turns handed back to the queue, %d of them cut at the end of the grace", handedBack, cut)
 	// At least 32 - 20 of the jobs running at SIGTERM were hanging ones.
 	if handedBack < chats-quickChats || cut < 32-quickChats {
@@ -373,5 +376,105 @@ func TestFaultSIGTERMWithTurnsInFlight(t *testing.T) {
 		f.count(`SELECT count(*) FROM usage_events`) != n {
 		t.Errorf("ledger: %d stored rows of %d micro-USD among %d, want %d and nothing else", n, faultCallCost,
 			f.count(`SELECT count(*) FROM usage_events`), chats+apis)
+	}
+}
+
+// Two replicas against one database. Both take turns: chat events go to
+// each in turn and their jobs are worked by both (a replica runs 32 at
+// once, and the model takes 2 s), REST turns are answered by the replica
+// asked. Each Slack event delivered to both replicas at once is answered
+// once. The daily digest, scheduled every minute here, runs once: only the
+// elected leader enqueues it.
+func TestFaultTwoReplicas(t *testing.T) {
+	t.Parallel() // it mostly waits for the digest's minute
+	const chats, redelivered, apis = 40, 10, 10
+	f := newFaultEnv(t, modelfake.Reply{Latency: 2 * time.Second, Chunks: modelfake.Words(modelfake.DefaultText),
+		Usage: &modelfake.Usage{Prompt: 100, Completion: 20}})
+	env := map[string]string{"OPSBOT_DIGEST_SCHEDULE": "* * * * *", "OPSBOT_DIGEST_SLACK_CHANNEL": "CDIGEST"}
+	replicas := []*replica{f.start("a", env), f.start("b", env)}
+	token, convs := f.apiUser("replicas", apis)
+	started := time.Now()
+
+	var wg sync.WaitGroup
+	var ms []mention
+	for i := range chats {
+		m := newMention(i+1, fmt.Sprintf("question %d", i+1))
+		ms = append(ms, m)
+		wg.Go(func() { f.mustSend(replicas[i%2].base, m) })
+	}
+	for i := range redelivered {
+		m := newMention(chats+i+1, fmt.Sprintf("redelivered question %d", i+1))
+		ms = append(ms, m)
+		for r, rep := range replicas {
+			wg.Go(func() {
+				if status, err := m.send(rep.base, r); err != nil || status != http.StatusOK {
+					t.Errorf("event %s to %s: %d %v, want 200", m.id, rep.name, status, err)
+				}
+			})
+		}
+	}
+	results := make([]apiTurn, apis)
+	for i := range results {
+		wg.Go(func() { results[i] = ask(replicas[i%2].base, token, convs[i], fmt.Sprintf("api question %d", i+1)) })
+	}
+	wg.Wait()
+	waitUntil(t, 60*time.Second, "every chat turn answered", func() bool {
+		return f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'completed'`) == len(ms)
+	})
+	t.Logf("%d chat and %d REST turns on two replicas in %s", len(ms), apis, time.Since(started).Round(100*time.Millisecond))
+	for i, r := range results {
+		if r.err != nil || r.status != http.StatusCreated || r.answer != modelfake.DefaultText {
+			t.Errorf("REST turn %d on %s: %d %q %v, want 201 and the answer", i+1, replicas[i%2].name, r.status, r.answer, r.err)
+		}
+	}
+	time.Sleep(time.Second) // a second reply would come now
+	for _, m := range ms {
+		if got := f.replies(m); len(got) != 1 {
+			t.Errorf("%s: %d replies, want 1", m.id, len(got))
+		}
+		if n := f.model.CallsFor(m.text); n != 1 {
+			t.Errorf("%s: model calls = %d, want 1", m.id, n)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn'`); n != len(ms) ||
+		f.count(`SELECT count(*) FROM inbound_events`) != len(ms) {
+		t.Errorf("turn jobs = %d, inbound events = %d; want %d each", n, f.count(`SELECT count(*) FROM inbound_events`), len(ms))
+	}
+	var workedBy []int
+	rows, err := f.db.Query(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn'
+		GROUP BY attempted_by[array_length(attempted_by, 1)] ORDER BY 1`)
+	if err == nil {
+		for rows.Next() {
+			var n int
+			if err = rows.Scan(&n); err != nil {
+				break
+			}
+			workedBy = append(workedBy, n)
+		}
+		rows.Close()
+	}
+	if err != nil || len(workedBy) != 2 {
+		t.Errorf("chat turns by replica: %v (%v), want some on each of the two", workedBy, err)
+	}
+	t.Logf("chat turns worked per replica: %v", workedBy)
+	if n := f.count(`SELECT count(*) FROM usage_events WHERE outcome = 'stored'`); n != len(ms)+apis ||
+		f.count(`SELECT count(*) FROM usage_events`) != n {
+		t.Errorf("ledger rows = %d stored, want %d and nothing else", n, len(ms)+apis)
+	}
+
+	digests := func() int {
+		n := 0
+		for _, c := range f.slack.Calls(slackfake.MethodPostMessage) {
+			if c.Form.Get("channel") == "CDIGEST" {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil(t, 90*time.Second, "the digest", func() bool { return digests() > 0 })
+	t.Logf("the digest came %s after the replicas started", time.Since(started).Round(100*time.Millisecond))
+	time.Sleep(2 * time.Second) // a second digest would come now
+	if n, jobs := digests(), f.count(`SELECT count(*) FROM river_job WHERE kind = 'usage_digest'`); n != 1 || jobs != 1 {
+		t.Errorf("digests posted = %d from %d jobs, want 1 and 1", n, jobs)
 	}
 }
