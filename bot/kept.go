@@ -85,6 +85,7 @@ func (e *Engine) keepAnswer(ctx context.Context, c *turnClaim, t Turn, a answer,
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unstoredTimeout)
 	defer cancel()
 	lost := false
+	var recorded int64 // the ledger row of the latest try, known before its COMMIT
 	err = e.retryTx(wctx, true, func(tx pgx.Tx) error {
 		var mine bool
 		var kept *int64
@@ -96,7 +97,11 @@ func (e *Engine) keepAnswer(ctx context.Context, c *turnClaim, t Turn, a answer,
 		if err != nil {
 			return fmt.Errorf("read claim of turn %q: %w", c.key, err)
 		}
-		if kept != nil { // an earlier try committed though its COMMIT went unanswered
+		if kept != nil && *kept == recorded {
+			// An earlier try committed though its COMMIT went unanswered.
+			// (Another answer there is one this holder could not read when
+			// it took the claim: it is replaced, its call stays on the
+			// ledger.)
 			k.eventID = *kept
 			return nil
 		}
@@ -104,6 +109,7 @@ func (e *Engine) keepAnswer(ctx context.Context, c *turnClaim, t Turn, a answer,
 		if err != nil {
 			return err
 		}
+		recorded = id
 		if _, err := tx.Exec(wctx, `UPDATE turn_claims SET answer = $3, usage_event_id = $4, expires_at = now()
 			WHERE turn_key = $1 AND holder = $2`, c.key, c.holder, body, id); err != nil {
 			return fmt.Errorf("keep answer of turn %q: %w", c.key, err)

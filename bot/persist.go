@@ -240,8 +240,10 @@ func (e *Engine) retryTx(ctx context.Context, idempotent bool, fn func(tx pgx.Tx
 			return err
 		}
 		e.log.InfoContext(ctx, "database write failed; trying again on another connection", "try", try, "error", err)
-		if serr := sleep(ctx, txRetryWait); serr != nil {
-			return errors.Join(err, serr)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(txRetryWait):
 		}
 	}
 }
@@ -284,16 +286,4 @@ func transient(err error) bool {
 	var ce *pgconn.ConnectError
 	return pgconn.SafeToRetry(err) || errors.As(err, &ne) || errors.As(err, &ce) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
