@@ -139,8 +139,8 @@ func (e *Engine) HasModel() bool { return e.cfg.LLM != nil }
 // stored. A model call that was paid for — cut off mid-answer, or answered
 // but not stored — is still recorded on the usage ledger, with no
 // conversation and an outcome that says why (an answer kept for a retry
-// becomes the stored row when the retry stores it). UserMessage turns any of these
-// errors into words for the user.
+// becomes the stored row when the retry stores it). UserMessage turns any
+// of these errors into words for the user.
 func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (rep Reply, err error) {
 	started := e.now()
 	outcome := "error"
