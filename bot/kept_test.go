@@ -90,7 +90,7 @@ func TestRespondKeepsTheAnswerWhenTheDatabaseIsCut(t *testing.T) {
 	}
 	cutDone := make(chan error, 1)
 	go func() {
-		n, err := cut.Wait(ctx)
+		n, err := cut.Wait(ctx, 1)
 		if err == nil && n == 0 {
 			err = errors.New("no connection was cut")
 		}

@@ -273,8 +273,8 @@ type apiTurn struct {
 }
 
 // ask sends a question to a conversation over the REST API and waits for
-// the answer.
-func ask(base, token string, conv uuid.UUID, question string) apiTurn {
+// the answer; idempotencyKey, when not empty, is sent as Idempotency-Key.
+func ask(base, token string, conv uuid.UUID, question, idempotencyKey string) apiTurn {
 	body, _ := json.Marshal(map[string]string{"content": question})
 	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/conversations/"+conv.String()+"/messages", bytes.NewReader(body))
 	if err != nil {
@@ -282,6 +282,9 @@ func ask(base, token string, conv uuid.UUID, question string) apiTurn {
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return apiTurn{err: err}

@@ -79,53 +79,69 @@ func TestFaultKilledAfterAck(t *testing.T) {
 	}
 }
 
-// Every database connection of a server is cut (pg_terminate_backend) while
-// it stores a turn: the storing transaction is open, the turn's messages
-// written, its ledger row waiting on a lock the test holds. No partial rows
-// remain, the job is retried, and the retry stores the answer the first
-// attempt paid for: one model call, one ledger row, one reply.
+// Every database connection of a server is cut (pg_terminate_backend)
+// while it stores two turns, a Slack question and a REST one: each storing
+// transaction is open, its messages written, its ledger row waiting on a
+// lock the test holds. No partial rows remain; the Slack turn's job is
+// retried and the REST client sends its request again with the same
+// Idempotency-Key, and each retry stores the answer the first attempt paid
+// for: one model call, one ledger row and one reply per turn.
 func TestFaultDatabaseCutMidTurn(t *testing.T) {
 	f := newFaultEnv(t, answerNow())
 	srv := f.start("server", nil)
+	token, convs := f.apiUser("cut", 1)
+	const question, idem = "what does error 504 on lb-02 mean?", "retry-me-1"
 	cut, err := testdb.CutOnWrite(t.Context(), f.dbURL, "usage_events")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := newMention(1, "restart nginx on web-sg-03?")
 	f.mustSend(srv.base, m)
-	n, err := cut.Wait(t.Context())
+	first := make(chan apiTurn, 1)
+	go func() { first <- ask(srv.base, token, convs[0], question, idem) }()
+	n, err := cut.Wait(t.Context(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("cut %d connections mid-turn", n)
+	t.Logf("cut %d connections with both turns mid-store", n)
 	f.db.Reset() // the test's own connections were cut too
 	// The thread's conversation was found or started before the model was
-	// asked; the turn's messages went with the cut transaction.
+	// asked; the turns' messages went with the cut transactions.
 	if n := f.count(`SELECT count(*) FROM messages`); n != 0 {
 		t.Fatalf("messages right after the cut = %d, want 0", n)
+	}
+	if r := <-first; r.status != http.StatusInternalServerError {
+		t.Errorf("REST turn during the cut: %d %q, want 500", r.status, r.detail)
+	}
+	if r := ask(srv.base, token, convs[0], question, idem); r.status != http.StatusCreated || r.answer != modelfake.DefaultText {
+		t.Errorf("REST retry: %d %q %v, want 201 and the answer", r.status, r.answer, r.err)
 	}
 
 	waitUntil(t, 60*time.Second, "the job to complete", func() bool {
 		return f.count(`SELECT count(*) FROM river_job WHERE kind = 'opsbot_turn' AND state = 'completed'`) == 1
 	})
 	got := f.replies(m)
-	if len(got) != 1 || !strings.Contains(got[0].Markdown+got[0].Text, "Check the runbook first.") {
+	if len(got) != 1 || !strings.Contains(got[0].Markdown+got[0].Text, modelfake.DefaultText) {
 		t.Errorf("replies = %+v, want the answer once", got)
 	}
-	if n := f.model.CallsFor(m.text); n != 1 {
-		t.Errorf("model calls = %d, want 1", n)
+	for _, q := range []string{m.text, question} {
+		if n := f.model.CallsFor(q); n != 1 {
+			t.Errorf("%q: model calls = %d, want 1", q, n)
+		}
 	}
 	if n := f.count(`SELECT attempt FROM river_job WHERE kind = 'opsbot_turn'`); n != 2 {
 		t.Errorf("job attempts = %d, want 2 (the cut one, the retry)", n)
 	}
-	if n := f.count(`SELECT count(*) FROM messages WHERE turn_key = $1`, "slack:"+m.id) +
-		10*f.count(`SELECT count(*) FROM conversations`); n != 12 {
-		t.Errorf("messages + 10 x conversations = %d, want 2 + 10", n)
+	if n := f.count(`SELECT count(*) FROM messages`); n != 4 || f.count(`SELECT count(DISTINCT turn_key) FROM messages`) != 2 {
+		t.Errorf("messages = %d, want a question and an answer for each of the two turns", n)
+	}
+	if n := f.count(`SELECT count(*) FROM conversations`); n != 2 {
+		t.Errorf("conversations = %d, want the thread's and the REST one", n)
 	}
 	if n := f.count(`SELECT count(*) FROM usage_events u JOIN messages m ON m.id = u.message_id
-		WHERE u.outcome = 'stored' AND u.cost_micro_usd = $1 AND m.turn_key = $2`, faultCallCost, "slack:"+m.id); n != 1 ||
-		f.count(`SELECT count(*) FROM usage_events`) != 1 {
-		t.Errorf("ledger: %d rows, want exactly one, the stored reply's, of %d micro-USD", f.count(`SELECT count(*) FROM usage_events`), faultCallCost)
+		WHERE u.outcome = 'stored' AND u.cost_micro_usd = $1 AND m.role = 'assistant'`, faultCallCost); n != 2 ||
+		f.count(`SELECT count(*) FROM usage_events`) != 2 {
+		t.Errorf("ledger: %d rows, want exactly two, the stored replies', of %d micro-USD", f.count(`SELECT count(*) FROM usage_events`), faultCallCost)
 	}
 	if n := f.count(`SELECT count(*) FROM turn_claims`); n != 0 {
 		t.Errorf("claims left = %d, want 0", n)
@@ -146,7 +162,7 @@ func TestFaultModelHangs(t *testing.T) {
 	for _, m := range ms {
 		f.mustSend(srv.base, m)
 	}
-	res := ask(srv.base, token, convs[0], "rotate the TLS cert on lb-01")
+	res := ask(srv.base, token, convs[0], "rotate the TLS cert on lb-01", "")
 	if took := time.Since(start); res.status != http.StatusServiceUnavailable || !strings.Contains(res.detail, "did not answer in time") ||
 		took > 3*time.Second {
 		t.Errorf("API turn: %d %q after %s; want 503 saying the model did not answer in time, within 2 x 500ms and a margin",
@@ -302,7 +318,7 @@ func TestFaultSIGTERMWithTurnsInFlight(t *testing.T) {
 	wg.Wait()
 	results := make([]apiTurn, apis)
 	for i := range results {
-		wg.Go(func() { results[i] = ask(first.base, token, convs[i], questions[i]) })
+		wg.Go(func() { results[i] = ask(first.base, token, convs[i], questions[i], "") })
 	}
 	waitUntil(t, 60*time.Second, "every REST turn and 32 chat turns with the model", func() bool {
 		asked := 0
@@ -415,7 +431,7 @@ func TestFaultTwoReplicas(t *testing.T) {
 	}
 	results := make([]apiTurn, apis)
 	for i := range results {
-		wg.Go(func() { results[i] = ask(replicas[i%2].base, token, convs[i], fmt.Sprintf("api question %d", i+1)) })
+		wg.Go(func() { results[i] = ask(replicas[i%2].base, token, convs[i], fmt.Sprintf("api question %d", i+1), "") })
 	}
 	wg.Wait()
 	waitUntil(t, 60*time.Second, "every chat turn answered", func() bool {

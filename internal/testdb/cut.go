@@ -36,27 +36,27 @@ func CutOnWrite(ctx context.Context, dbURL, table string) (*Cut, error) {
 	return &Cut{conn: conn, tx: tx}, nil
 }
 
-// Wait waits until a connection waits on the lock, terminates every other
-// client connection to the database, waits until they are gone and lets go
-// of the lock. It returns how many connections it ended.
-func (c *Cut) Wait(ctx context.Context) (int, error) {
+// Wait waits until writers connections wait on the lock, terminates every
+// other client connection to the database, waits until they are gone and
+// lets go of the lock. It returns how many connections it ended.
+func (c *Cut) Wait(ctx context.Context, writers int) (int, error) {
 	defer c.Close()
 	for {
-		var waiting bool
+		var waiting int
 		err := c.fresh(ctx)
 		if err == nil {
-			err = c.tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
-			AND pid <> pg_backend_pid() AND wait_event_type = 'Lock')`).Scan(&waiting)
+			err = c.tx.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`).Scan(&waiting)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("cut: look for a waiting writer: %w", err)
+			return 0, fmt.Errorf("cut: look for waiting writers: %w", err)
 		}
-		if waiting {
+		if waiting >= writers {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("cut: no writer came: %w", ctx.Err())
+			return 0, fmt.Errorf("cut: %d writers did not come: %w", writers, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
