@@ -4,7 +4,7 @@ GO ?= go
 GOFLAGS ?=
 PKGS := ./...
 
-.PHONY: run build test lint unit fuzz bench test-browser teams-package migrate clean
+.PHONY: run build test lint unit fuzz bench test-faults test-browser teams-package migrate clean
 
 ## run: start opsbot with everything it needs (finds or starts PostgreSQL)
 run: build
@@ -17,11 +17,12 @@ build:
 ## test: formatting, vet, staticcheck, the race-enabled suite on real PostgreSQL and a short fuzz run
 test: lint unit fuzz
 
+# The fault tests (build tag faults) are vetted and checked with the rest.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
-	$(GO) tool staticcheck $(PKGS)
+	$(GO) vet -tags faults $(PKGS)
+	$(GO) tool staticcheck -tags faults $(PKGS)
 
 unit:
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
@@ -38,6 +39,12 @@ fuzz:
 	  echo "fuzz $$name ($$time)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$time $$pkg; \
 	done
+
+## test-faults: opsbot serve as real processes on the fakes, through faults — killed after ack, database
+## connections cut mid-turn, a hanging model, Slack 429 storms, SIGTERM with 100 turns in flight, two
+## replicas on one database (about 3 minutes, mostly waiting for River's rescuer and a cron minute)
+test-faults:
+	$(GO) test -race -count=1 -tags faults -run '^TestFault' -timeout 10m -v ./cmd/opsbot/
 
 ## bench: Go benchmarks against real PostgreSQL (figures for the issue notes)
 bench:

@@ -19,6 +19,10 @@ import (
 // the wait is in-process — woken at once when the holder is in the same
 // process, else polling with a backoff of a few short reads.
 //
+// A holder whose model answered but whose turn could not be stored keeps
+// the answer on the claim (kept.go) and releases it: whoever takes the
+// claim next stores that answer instead of calling the model again.
+//
 // The lease is renewed while the holder works, so a crashed holder's claim
 // lapses within one lease and is taken over. The transaction that stores
 // the turn deletes the claim. A holder whose model call fails marks the
@@ -50,6 +54,11 @@ type turnClaim struct {
 	renew  sync.WaitGroup
 	woke   chan struct{} // closed when the claim ends: wakes this process's waiters
 	stored bool          // the turn was stored and the claim deleted with it
+	// answer is the answer kept on the claim, by an earlier holder (found
+	// when the claim was taken) or by this one (its store failed); nil when
+	// there is none. A claim with an answer is released, never deleted,
+	// until its turn is stored.
+	answer *keptAnswer
 }
 
 // claimOrReplay returns the stored reply of key (c is nil), or a claim that
@@ -64,16 +73,20 @@ func (e *Engine) claimOrReplay(ctx context.Context, key string) (r Reply, c *tur
 	poll := claimPollMin
 	waiting := false
 	for {
-		held, err := e.tryClaim(ctx, key, holder, !waiting)
+		held, kept, err := e.tryClaim(ctx, key, holder, !waiting)
 		if err != nil {
 			return Reply{}, nil, err
 		}
 		if held {
 			c := e.hold(key, holder)
+			c.answer = kept
 			// The turn may have been stored between the first look and the
 			// claim (its holder deleted the claim when it stored it).
 			r, ok, err := storedReply(ctx, e.cfg.DB, key)
 			if err != nil || ok {
+				if ok {
+					c.answer = nil // nothing left to keep: the claim goes
+				}
 				e.endClaim(ctx, c, err)
 				return r, nil, err
 			}
@@ -103,19 +116,36 @@ func (e *Engine) claimOrReplay(ctx context.Context, key string) (r Reply, c *tur
 }
 
 // tryClaim takes the claim on key for holder when nobody holds it, its
-// lease has lapsed, or (takeFailed) its holder failed.
-func (e *Engine) tryClaim(ctx context.Context, key string, holder uuid.UUID, takeFailed bool) (bool, error) {
-	tag, err := e.cfg.DB.Exec(ctx, `
+// lease has lapsed, or (takeFailed) its holder failed. kept is the answer
+// an earlier holder kept on the claim, nil when there is none.
+func (e *Engine) tryClaim(ctx context.Context, key string, holder uuid.UUID, takeFailed bool) (held bool, kept *keptAnswer, err error) {
+	var answer []byte
+	var eventID *int64
+	err = e.cfg.DB.QueryRow(ctx, `
 		INSERT INTO turn_claims AS c (turn_key, holder, expires_at)
 		VALUES ($1, $2, now() + $3::float8 * interval '1 second')
 		ON CONFLICT (turn_key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
 			failure = NULL, failure_status = 0
-		WHERE c.expires_at <= now() AND (c.failure IS NULL OR $4)`,
-		key, holder, e.cfg.ClaimLease.Seconds(), takeFailed)
-	if err != nil {
-		return false, fmt.Errorf("claim turn %q: %w", key, err)
+		WHERE c.expires_at <= now() AND (c.failure IS NULL OR $4)
+		RETURNING answer, usage_event_id`,
+		key, holder, e.cfg.ClaimLease.Seconds(), takeFailed).Scan(&answer, &eventID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil, nil
 	}
-	return tag.RowsAffected() == 1, nil
+	if err != nil {
+		return false, nil, fmt.Errorf("claim turn %q: %w", key, err)
+	}
+	if answer == nil || eventID == nil {
+		return true, nil, nil
+	}
+	k, err := readKept(answer, *eventID)
+	if err != nil {
+		// Unreadable (written by another version): the turn is answered
+		// afresh, and the kept call stays on the ledger as unstored.
+		e.log.WarnContext(ctx, "kept answer unreadable; asking the model again", "turn_key", key, "error", err)
+		return true, nil, nil
+	}
+	return true, k, nil
 }
 
 // claimFailure is the model error a failed holder left on key's claim; nil
@@ -195,8 +225,9 @@ func (c *turnClaim) storeClaim(ctx context.Context, tx pgx.Tx) error {
 }
 
 // endClaim ends a held claim once its turn is over: nothing more to do when
-// the turn was stored; marked failed when the model failed (turnErr is a
-// *ModelError); released otherwise. Then this process's waiters wake.
+// the turn was stored; released with its answer when one is kept on it;
+// marked failed when the model failed (turnErr is a *ModelError); released
+// otherwise. Then this process's waiters wake.
 func (e *Engine) endClaim(ctx context.Context, c *turnClaim, turnErr error) {
 	c.stop()
 	c.renew.Wait()
@@ -205,10 +236,16 @@ func (e *Engine) endClaim(ctx context.Context, c *turnClaim, turnErr error) {
 		defer cancel()
 		var me *ModelError
 		var err error
-		if errors.As(turnErr, &me) {
+		switch {
+		case c.answer != nil:
+			// Released now that the renewal has stopped, so the retry
+			// takes it (and the answer) at once.
+			_, err = e.cfg.DB.Exec(wctx, `UPDATE turn_claims SET expires_at = now() WHERE turn_key = $1 AND holder = $2`,
+				c.key, c.holder)
+		case errors.As(turnErr, &me):
 			_, err = e.cfg.DB.Exec(wctx, `UPDATE turn_claims SET failure = $3, failure_status = $4, expires_at = now()
 				WHERE turn_key = $1 AND holder = $2`, c.key, c.holder, me.Kind, me.Status)
-		} else {
+		default:
 			_, err = e.cfg.DB.Exec(wctx, `DELETE FROM turn_claims WHERE turn_key = $1 AND holder = $2`, c.key, c.holder)
 		}
 		if err == nil {

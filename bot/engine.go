@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/knowledge"
@@ -129,7 +127,10 @@ func (e *Engine) HasModel() bool { return e.cfg.LLM != nil }
 // A turn whose Key is already stored returns the stored reply (Replayed) and
 // records nothing; onDelta then gets the whole text once. Concurrent turns
 // with one Key, in this process or another, make one model call: the others
-// wait for it and replay its reply (or return its *ModelError).
+// wait for it and replay its reply (or return its *ModelError). A keyed
+// turn whose answer came but could not be stored keeps it (kept.go): the
+// turn's next try stores that answer, without a second model call or
+// ledger row, and onDelta gets its whole text once.
 //
 // Errors: a *conversations.ValidationError or TooLargeError for bad input,
 // conversations.ErrNotFound for a conversation the user cannot see, a
@@ -137,8 +138,9 @@ func (e *Engine) HasModel() bool { return e.cfg.LLM != nil }
 // and the model has no price), or a *ModelError; in every case no message is
 // stored. A model call that was paid for — cut off mid-answer, or answered
 // but not stored — is still recorded on the usage ledger, with no
-// conversation and an outcome that says why. UserMessage turns any of these
-// errors into words for the user.
+// conversation and an outcome that says why (an answer kept for a retry
+// becomes the stored row when the retry stores it). UserMessage turns any
+// of these errors into words for the user.
 func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (rep Reply, err error) {
 	started := e.now()
 	outcome := "error"
@@ -194,11 +196,21 @@ func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), clai
 	if e.cfg.StoreRaw {
 		storedText = t.Text
 	}
+	st := &storing{t: t, conv: conv, newConv: newConv, text: storedText, question: modelText, claim: claim, outcome: outcome}
 
-	var adm usage.Admission
-	settled := false
+	if claim != nil && claim.answer != nil {
+		// An earlier attempt paid for this answer and put it on the ledger,
+		// but could not store it: store it now, without asking the budget
+		// or the model again.
+		st.a, st.answered = claim.answer.answer(), claim.answer.Answered
+		if onDelta != nil {
+			onDelta(st.a.text)
+		}
+		return e.storeTurn(ctx, st)
+	}
+
 	if e.cfg.Budget != nil {
-		adm, err = e.cfg.Budget.Admit(ctx, t.UserID)
+		adm, err := e.cfg.Budget.Admit(ctx, t.UserID)
 		if err != nil {
 			var be *usage.BudgetExceededError
 			if errors.As(err, &be) {
@@ -207,8 +219,9 @@ func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), clai
 			}
 			return Reply{}, fmt.Errorf("admit turn: %w", err)
 		}
+		st.adm = &adm
 		defer func() {
-			if settled {
+			if st.settled {
 				return
 			}
 			if cerr := e.cfg.Budget.Cancel(context.WithoutCancel(ctx), adm); cerr != nil {
@@ -242,130 +255,19 @@ func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), clai
 			e.log.WarnContext(ctx, "model call failed", "conversation_id", conv.ID, "kind", me.Kind, "status", me.Status, "error", me.Err)
 		}
 		if a.paid {
-			settled = e.recordUnstored(ctx, t, a, usage.OutcomeInterrupted, adm)
+			st.settled = e.recordUnstored(ctx, t, a, usage.OutcomeInterrupted, st.adm)
 		}
 		return Reply{}, err
 	}
 	if e.afterModel != nil {
 		e.afterModel(ctx)
 	}
-
-	lowConfidence := !answered && len(a.citations) > 0
-	meta, err := json.Marshal(messageMeta{Model: a.usage.Model, FinishReason: a.finishReason, LatencyMS: a.latency.Milliseconds(),
-		Estimated: a.usage.Estimated, PriceVersion: a.usage.PriceVersion, CachedTokens: a.usage.CachedTokens, Citations: a.citations,
-		Unanswered: !answered, LowConfidence: lowConfidence})
-	if err != nil {
-		return Reply{}, fmt.Errorf("encode message metadata: %w", err)
+	st.a, st.answered = a, answered
+	rep, err := e.storeTurn(ctx, st)
+	if err == nil && !rep.Replayed {
+		e.cfg.Metrics.overhead(e.now().Sub(started) - a.latency)
 	}
-	reply := Reply{Text: a.text, Citations: a.citations, Usage: a.usage, Notice: adm.Warning, LowConfidence: lowConfidence}
-	if lowConfidence && e.cfg.LLM != nil {
-		reply.Notice = strings.TrimSpace(ClosestSectionsNotice + " " + reply.Notice)
-	}
-	err = pgx.BeginFunc(ctx, e.cfg.DB, func(tx pgx.Tx) error {
-		s := conversations.NewStore(tx)
-		if newConv != nil {
-			c, err := s.Create(ctx, *newConv)
-			if err != nil {
-				return err
-			}
-			conv = c
-		}
-		var err error
-		reply.UserMessage, err = s.AppendMessage(ctx, conversations.NewMessage{TurnKey: t.Key,
-			ConversationID: conv.ID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: storedText})
-		if err != nil {
-			return err
-		}
-		reply.AssistantMessage, err = s.AppendMessage(ctx, conversations.NewMessage{TurnKey: t.Key,
-			ConversationID: conv.ID, Role: conversations.RoleAssistant, Content: a.text, Metadata: meta,
-			PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
-			TotalTokens: a.usage.TotalTokens, CostMicroUSD: a.usage.CostMicroUSD})
-		if err != nil {
-			return err
-		}
-		if err := usage.Record(ctx, tx, a.event(t, conv.ID, reply.AssistantMessage.ID, usage.OutcomeStored, e.now())); err != nil {
-			return err
-		}
-		if e.cfg.Budget != nil {
-			if err := e.cfg.Budget.Settle(ctx, tx, adm); err != nil {
-				return fmt.Errorf("settle budget: %w", err)
-			}
-		}
-		if claim != nil {
-			return claim.storeClaim(ctx, tx)
-		}
-		return nil
-	})
-	if err != nil {
-		if a.paid {
-			unstored := usage.OutcomeUnstored
-			if errors.Is(err, conversations.ErrTurnStored) {
-				unstored = usage.OutcomeDuplicate
-			}
-			settled = e.recordUnstored(ctx, t, a, unstored, adm)
-		}
-		if errors.Is(err, conversations.ErrTurnStored) {
-			// The same turn was stored concurrently (a holder whose claim
-			// lapsed raced this one): answer with what was stored.
-			r, ok, lerr := storedReply(ctx, e.cfg.DB, t.Key)
-			if lerr == nil && ok {
-				*outcome = "replayed"
-				return r, nil
-			}
-		}
-		e.cfg.Metrics.error("store")
-		return Reply{}, fmt.Errorf("store turn in conversation %s: %w", conv.ID, err)
-	}
-	if claim != nil {
-		claim.stored = true
-	}
-	settled = true
-	*outcome = "answered"
-	e.cfg.Metrics.usage(a.usage)
-	e.cfg.Metrics.overhead(e.now().Sub(started) - a.latency)
-	if e.cfg.Retriever != nil && !answered {
-		if err := e.cfg.Retriever.RecordGap(ctx, modelText, t.UserID, conv.ID); err != nil {
-			e.cfg.Metrics.error("retrieval")
-			e.log.WarnContext(ctx, "record runbook gap", "conversation_id", conv.ID, "error", err)
-		}
-	}
-	return reply, nil
-}
-
-// unstoredTimeout bounds recording a paid call whose turn was not stored;
-// it runs even when the turn's context is done.
-const unstoredTimeout = 5 * time.Second
-
-// recordUnstored puts a paid model call whose turn is not stored on the
-// ledger by itself, in its own transaction with the budget's settlement,
-// and reports whether it did: the provider bills the call either way, so
-// the ledger, the summaries and the budgets must count it. A failure is
-// logged with the figures, for reconciliation by hand.
-func (e *Engine) recordUnstored(ctx context.Context, t Turn, a answer, outcome string, adm usage.Admission) bool {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unstoredTimeout)
-	defer cancel()
-	err := pgx.BeginFunc(wctx, e.cfg.DB, func(tx pgx.Tx) error {
-		if err := usage.Record(wctx, tx, a.event(t, uuid.Nil, uuid.Nil, outcome, e.now())); err != nil {
-			return err
-		}
-		if e.cfg.Budget != nil {
-			if err := e.cfg.Budget.Settle(wctx, tx, adm); err != nil {
-				return fmt.Errorf("settle budget: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		e.cfg.Metrics.error("store")
-		e.log.ErrorContext(ctx, "paid model call not recorded", "user_id", t.UserID, "outcome", outcome,
-			"model", a.usage.Model, "prompt_tokens", a.usage.PromptTokens, "completion_tokens", a.usage.CompletionTokens,
-			"cost_micro_usd", a.usage.CostMicroUSD, "error", err)
-		return false
-	}
-	e.cfg.Metrics.usage(a.usage)
-	e.log.WarnContext(ctx, "paid model call recorded without its turn", "user_id", t.UserID, "outcome", outcome,
-		"model", a.usage.Model, "cost_micro_usd", a.usage.CostMicroUSD)
-	return true
+	return rep, err
 }
 
 // ValidateText checks a message before anything is spent on it: not empty,
@@ -446,6 +348,10 @@ type answer struct {
 	// paid is true when a model was called and its usage is known, even if
 	// the call then failed: the provider bills what it sent.
 	paid bool
+	// eventID is the ledger row of an answer kept from an earlier attempt
+	// (recorded as unstored): storing the answer makes that row the stored
+	// one. 0 for a fresh answer.
+	eventID int64
 	// unpriced is true when the model is missing from the price table.
 	unpriced bool
 }

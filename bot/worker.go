@@ -46,9 +46,14 @@ func NewTurnWorker(e *Engine, cmds CommandRunner, repliers map[string]Replier, l
 	return &TurnWorker{engine: e, commands: cmds, repliers: maps.Clone(repliers), log: log}
 }
 
+// TurnTimeout is how long a turn may take given the model's deadline
+// (Config.CallTimeout): that deadline plus a minute to store the answer and
+// post it (waiting out a platform's rate limits).
+func TurnTimeout(callTimeout time.Duration) time.Duration { return callTimeout + time.Minute }
+
 // Timeout gives a turn the model's deadline plus time to store and post.
 func (w *TurnWorker) Timeout(*river.Job[TurnArgs]) time.Duration {
-	return w.engine.cfg.CallTimeout + time.Minute
+	return TurnTimeout(w.engine.cfg.CallTimeout)
 }
 
 // Work answers one turn; see TurnWorker.

@@ -59,11 +59,19 @@ func nullUUID(id uuid.UUID) *uuid.UUID {
 // the messages it pays for, so that both exist or neither does; a paid call
 // whose turn could not be stored is recorded on its own, with its outcome.
 func Record(ctx context.Context, db DBTX, e Event) error {
+	_, err := RecordID(ctx, db, e)
+	return err
+}
+
+// RecordID is Record that returns the new row's id: an unstored call whose
+// answer is kept for a retry is later turned into the stored row
+// (MarkStored) rather than recorded twice.
+func RecordID(ctx context.Context, db DBTX, e Event) (int64, error) {
 	if e.UserID == uuid.Nil {
-		return fmt.Errorf("record usage: user is required")
+		return 0, fmt.Errorf("record usage: user is required")
 	}
 	if e.Model == "" {
-		return fmt.Errorf("record usage: model is required")
+		return 0, fmt.Errorf("record usage: model is required")
 	}
 	outcome := e.Outcome
 	switch outcome {
@@ -72,25 +80,45 @@ func Record(ctx context.Context, db DBTX, e Event) error {
 	case OutcomeStored:
 	case OutcomeInterrupted, OutcomeUnstored, OutcomeDuplicate:
 		if e.ConversationID != uuid.Nil || e.MessageID != uuid.Nil {
-			return fmt.Errorf("record usage: a %s call belongs to no conversation or message", outcome)
+			return 0, fmt.Errorf("record usage: a %s call belongs to no conversation or message", outcome)
 		}
 	default:
-		return fmt.Errorf("record usage: unknown outcome %q", outcome)
+		return 0, fmt.Errorf("record usage: unknown outcome %q", outcome)
 	}
 	var at *time.Time
 	if !e.OccurredAt.IsZero() {
 		at = &e.OccurredAt
 	}
-	_, err := db.Exec(ctx, `
+	var id int64
+	err := db.QueryRow(ctx, `
 		INSERT INTO usage_events (user_id, conversation_id, message_id, source, model,
 			prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd, price_version, estimated, occurred_at,
 			outcome, priced)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()), $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()), $13, $14)
+		RETURNING id`,
 		e.UserID, nullUUID(e.ConversationID), nullUUID(e.MessageID), e.Source, e.Model,
 		e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicroUSD, e.PriceVersion, e.Estimated, at,
-		outcome, !e.Unpriced)
+		outcome, !e.Unpriced).Scan(&id)
 	if err != nil {
-		return fmt.Errorf("record usage for user %s: %w", e.UserID, err)
+		return 0, fmt.Errorf("record usage for user %s: %w", e.UserID, err)
+	}
+	return id, nil
+}
+
+// MarkStored makes the unstored row id (a paid call whose turn failed to
+// store) the stored row of the turn that now stores its answer, in that
+// turn's transaction: the call stays on the ledger once, with the figures,
+// time and budget settlement it was recorded with. A row that is not an
+// unstored call (any more) is an error, so that the transaction fails rather
+// than store a turn without its ledger row.
+func MarkStored(ctx context.Context, db DBTX, id int64, conversationID, messageID uuid.UUID) error {
+	tag, err := db.Exec(ctx, `UPDATE usage_events SET outcome = $2, conversation_id = $3, message_id = $4
+		WHERE id = $1 AND outcome = $5`, id, OutcomeStored, nullUUID(conversationID), nullUUID(messageID), OutcomeUnstored)
+	if err != nil {
+		return fmt.Errorf("mark usage row %d stored: %w", id, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("mark usage row %d stored: it is not an unstored call", id)
 	}
 	return nil
 }

@@ -19,6 +19,10 @@ type Config struct {
 	// PprofAddr, when set, serves Go's profiles there (OPSBOT_PPROF_ADDR;
 	// a bare port listens on loopback only).
 	PprofAddr string
+	// RescueAfter is how long a job left running by a replica that died
+	// waits before another replica runs it again (OPSBOT_RESCUE_AFTER, a Go
+	// duration); 0 derives it from the model's deadline (river.go).
+	RescueAfter time.Duration
 	// GapsSchedule is when the weekly "questions the runbooks could not
 	// answer" report goes out (OPSBOT_GAPS_SCHEDULE; "off" disables it).
 	GapsSchedule string
@@ -45,6 +49,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	var err error
 	if c.PprofAddr, err = pprofAddr(getenv("OPSBOT_PPROF_ADDR")); err != nil {
 		return Config{}, err
+	}
+	if v := getenv("OPSBOT_RESCUE_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("OPSBOT_RESCUE_AFTER: %q is not a positive duration such as 4m", v)
+		}
+		c.RescueAfter = d
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		return Config{}, fmt.Errorf("OPSBOT_TIME_ZONE: unknown zone %q", c.TimeZone)

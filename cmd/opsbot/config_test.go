@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,8 @@ func TestLoadConfig(t *testing.T) {
 		{"OPSBOT_GAPS_SCHEDULE", "every monday"},
 		{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT", "30"},
 		{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT", "-5s"},
+		{"OPSBOT_RESCUE_AFTER", "0s"},
+		{"OPSBOT_RESCUE_AFTER", "5"},
 	}
 	for _, b := range bad {
 		if _, err := LoadConfig(env(map[string]string{b.key: b.value})); err == nil || !strings.Contains(err.Error(), b.key) {
@@ -109,6 +112,36 @@ func TestPprofAddr(t *testing.T) {
 		got, err := pprofAddr(tt.in)
 		if got != tt.want || (err != nil) != tt.wantErr {
 			t.Errorf("pprofAddr(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// A job left running by a replica that died is run again once it has run
+// longer than any job may: a turn's model deadline, a minute to store and
+// post, and half a minute's margin — unless OPSBOT_RESCUE_AFTER says
+// otherwise.
+func TestRescueAfter(t *testing.T) {
+	for _, tt := range []struct {
+		env  map[string]string
+		want time.Duration
+	}{
+		{nil, 90*time.Second + time.Minute + 30*time.Second},
+		{map[string]string{"OPSBOT_MODEL_TIMEOUT": "5m"}, 5*time.Minute + time.Minute + 30*time.Second},
+		// A turn's timeout (1 s + 1 min) is above the other jobs' (1 min).
+		{map[string]string{"OPSBOT_MODEL_TIMEOUT": "1s"}, time.Second + time.Minute + 30*time.Second},
+		{map[string]string{"OPSBOT_RESCUE_AFTER": "2s"}, 2 * time.Second},
+	} {
+		c, err := LoadConfig(func(k string) string { return tt.env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rescueAfter(c); got != tt.want {
+			t.Errorf("%v: rescue after %v, want %v", tt.env, got, tt.want)
+		}
+		// River refuses a rescue shorter than its job timeout.
+		jobs, err := newRiver(testPool, nil, nil, rescueAfter(c), slog.New(slog.DiscardHandler))
+		if err != nil || jobs == nil {
+			t.Errorf("%v: River client: %v", tt.env, err)
 		}
 	}
 }

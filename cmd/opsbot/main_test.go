@@ -15,7 +15,16 @@ import (
 // testPool is this package's fresh, migrated database.
 var testPool *pgxpool.Pool
 
+// processEnv, set to 1, makes the test binary run opsbot itself, with its
+// arguments, instead of the tests: the fault tests (make test-faults)
+// start real serve processes this way, which they can SIGKILL, with no
+// separate build of the binary.
+const processEnv = "OPSBOT_TEST_PROCESS"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(processEnv) == "1" {
+		main()
+	}
 	os.Exit(testdb.RunMain(m, &testPool))
 }
 

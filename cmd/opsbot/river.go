@@ -26,6 +26,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/apacops/opsbot/bot"
 )
 
 // riverMaxWorkers is how many jobs one process runs at once. Turns spend
@@ -40,12 +42,47 @@ const (
 	riverCancelWait = 5 * time.Second
 )
 
+// Jobs whose process died. A job left running by a replica that was
+// killed (SIGKILL, the OOM killer, a lost node) stays "running" until the
+// elected leader's rescuer (it looks every 30 s) finds it older than
+// RescueStuckJobsAfter and past its own timeout, and runs it again.
+// River's default, an hour, would leave a person whose turn was in flight
+// there without an answer for an hour. A job that is merely slow must not
+// be rescued while it runs, though, so the rescue waits for the longest a
+// job may legitimately run — a turn's timeout (bot.TurnTimeout: the model's
+// deadline, then a minute to store and post) or riverJobTimeout for the
+// other jobs — plus rescueMargin, in which a job cancelled at its timeout
+// returns and River records it. With the default 90 s model deadline a
+// dead replica's turns are run again after 3 to 3.5 minutes.
+// OPSBOT_RESCUE_AFTER sets RescueStuckJobsAfter instead: River still never
+// rescues a turn before its own timeout, so a shorter value hastens the
+// other jobs, whose timeout it caps (River requires that), and turns only
+// down to their timeout.
+const (
+	riverJobTimeout = time.Minute
+	rescueMargin    = 30 * time.Second
+)
+
+// rescueAfter is RescueStuckJobsAfter; see above.
+func rescueAfter(c Config) time.Duration {
+	if c.RescueAfter > 0 {
+		return c.RescueAfter
+	}
+	return max(bot.TurnTimeout(c.Engine.CallTimeout), riverJobTimeout) + rescueMargin
+}
+
 // newRiver builds the River client. workers may be nil for an insert-only
-// client; periodic jobs run on the elected leader only.
-func newRiver(pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, log *slog.Logger) (*river.Client[pgx.Tx], error) {
+// client; periodic jobs run on the elected leader only. rescue is
+// rescueAfter (0: River's defaults, for a client that runs no turns).
+func newRiver(pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, rescue time.Duration,
+	log *slog.Logger) (*river.Client[pgx.Tx], error) {
 	cfg := &river.Config{
 		Logger:       log,
 		PeriodicJobs: periodic,
+	}
+	if rescue > 0 {
+		cfg.JobTimeout = min(riverJobTimeout, rescue)
+		cfg.RescueStuckJobsAfter = rescue
 	}
 	if workers != nil {
 		cfg.Workers = workers

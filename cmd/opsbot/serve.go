@@ -125,7 +125,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	periodic = append(periodic, gapJobs...)
-	jobs, err := newRiver(pool, workers, periodic, e.log)
+	jobs, err := newRiver(pool, workers, periodic, rescueAfter(e.cfg), e.log)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Engine:     engine,
 		// The model's deadline (OPSBOT_MODEL_TIMEOUT) plus time to store,
 		// as for turns from chat (bot.TurnWorker.Timeout).
-		TurnTimeout: e.cfg.Engine.CallTimeout + time.Minute,
+		TurnTimeout: bot.TurnTimeout(e.cfg.Engine.CallTimeout),
 	})
 
 	ln, err := net.Listen("tcp", e.cfg.Addr)
