@@ -56,7 +56,8 @@ func parseActivity(body []byte) (*inbound, error) {
 		return nil, errors.New("activity has no type")
 	case in.ServiceURL == "" || in.ChannelID == "":
 		return nil, errors.New("activity has no serviceUrl or channelId")
-	case in.Conversation.ID == "":
+	case strings.TrimSpace(conversationBase(in.Conversation.ID)) == "":
+		// Also ";messageid=…" alone: a reply chain of no conversation.
 		return nil, errors.New("activity has no conversation")
 	}
 	return &in, nil
@@ -90,10 +91,10 @@ func (in *inbound) conversationType() string {
 // reply chain ("19:…@thread.tacv2;messageid=<root>") by its root message,
 // a personal or group chat by its conversation id.
 func (in *inbound) threadKey() conversations.ThreadKey {
-	k := conversations.ThreadKey{Platform: conversations.SourceTeams, Tenant: in.tenant(), Channel: in.Conversation.ID, Thread: chatThread}
+	k := conversations.ThreadKey{Platform: conversations.SourceTeams, Tenant: in.tenant(),
+		Channel: conversationBase(in.Conversation.ID), Thread: chatThread}
 	if in.conversationType() == convChannel {
-		base, root, ok := strings.Cut(in.Conversation.ID, ";messageid=")
-		k.Channel = base
+		_, root, ok := strings.Cut(in.Conversation.ID, ";messageid=")
 		switch {
 		case ok && root != "":
 			k.Thread = root
@@ -103,6 +104,15 @@ func (in *inbound) threadKey() conversations.ThreadKey {
 		}
 	}
 	return k
+}
+
+// conversationBase is a conversation id without its reply chain: the
+// channel of "19:…@thread.tacv2;messageid=<root>". A chat's id has none,
+// and one that claims one (a malformed activity) keys by its base all the
+// same.
+func conversationBase(id string) string {
+	base, _, _ := strings.Cut(id, ";messageid=")
+	return base
 }
 
 // replyConversation is the conversation id replies are posted to: a
