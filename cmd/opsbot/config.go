@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ type Config struct {
 	// waits before another replica runs it again (OPSBOT_RESCUE_AFTER, a Go
 	// duration); 0 derives it from the model's deadline (river.go).
 	RescueAfter time.Duration
+	// Workers is how many River jobs (mostly chat turns) one process runs
+	// at once (OPSBOT_WORKERS, default riverMaxWorkers).
+	Workers int
 	// GapsSchedule is when the weekly "questions the runbooks could not
 	// answer" report goes out (OPSBOT_GAPS_SCHEDULE; "off" disables it).
 	GapsSchedule string
@@ -56,6 +60,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("OPSBOT_RESCUE_AFTER: %q is not a positive duration such as 4m", v)
 		}
 		c.RescueAfter = d
+	}
+	c.Workers = riverMaxWorkers
+	if v := getenv("OPSBOT_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxWorkers {
+			return Config{}, fmt.Errorf("OPSBOT_WORKERS: %q is not a whole number from 1 to %d", v, maxWorkers)
+		}
+		c.Workers = n
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		return Config{}, fmt.Errorf("OPSBOT_TIME_ZONE: unknown zone %q", c.TimeZone)

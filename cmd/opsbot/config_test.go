@@ -28,6 +28,13 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT=45s: got %v, silence limit %v (%v); want 45s and 90s",
 			c.Engine.LLM.FirstTokenTimeout, c.Engine.LLM.SilenceLimit(), err)
 	}
+	c, err = LoadConfig(env(map[string]string{"OPSBOT_WORKERS": "1000"}))
+	if err != nil || c.Workers != 1000 {
+		t.Errorf("OPSBOT_WORKERS=1000: got %d (%v)", c.Workers, err)
+	}
+	if c, _ := LoadConfig(env(nil)); c.Workers != 32 {
+		t.Errorf("default workers: got %d, want 32", c.Workers)
+	}
 	c, err = LoadConfig(env(map[string]string{"OPSBOT_TIME_ZONE": "Asia/Manila"}))
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +70,9 @@ func TestLoadConfig(t *testing.T) {
 		{"OPSBOT_MODEL_FIRST_TOKEN_TIMEOUT", "-5s"},
 		{"OPSBOT_RESCUE_AFTER", "0s"},
 		{"OPSBOT_RESCUE_AFTER", "5"},
+		{"OPSBOT_WORKERS", "0"},
+		{"OPSBOT_WORKERS", "ten"},
+		{"OPSBOT_WORKERS", "10001"},
 	}
 	for _, b := range bad {
 		if _, err := LoadConfig(env(map[string]string{b.key: b.value})); err == nil || !strings.Contains(err.Error(), b.key) {
@@ -139,7 +149,7 @@ func TestRescueAfter(t *testing.T) {
 			t.Errorf("%v: rescue after %v, want %v", tt.env, got, tt.want)
 		}
 		// River refuses a rescue shorter than its job timeout.
-		jobs, err := newRiver(testPool, nil, nil, rescueAfter(c), slog.New(slog.DiscardHandler))
+		jobs, err := newRiver(testPool, nil, 0, nil, rescueAfter(c), slog.New(slog.DiscardHandler))
 		if err != nil || jobs == nil {
 			t.Errorf("%v: River client: %v", tt.env, err)
 		}

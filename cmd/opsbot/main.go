@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/redact"
@@ -116,6 +117,12 @@ const defaultPoolConns = 20
 
 // connect opens the pool every database command uses.
 func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	return connectTraced(ctx, cfg, nil)
+}
+
+// connectTraced is connect with a tracer, when not nil, that sees every
+// statement (serve's /debug/sql).
+func connectTraced(ctx context.Context, cfg Config, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("DATABASE_URL is not set (make run provides a local database)")
 	}
@@ -127,6 +134,9 @@ func connect(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		// pgx's default (max(4, cores)) starves River's workers and the HTTP
 		// handlers of each other; pool_max_conns in the URL overrides this.
 		pc.MaxConns = defaultPoolConns
+	}
+	if tracer != nil {
+		pc.ConnConfig.Tracer = tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

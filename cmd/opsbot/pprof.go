@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/apacops/opsbot/internal/sqlstats"
 )
 
 // pprofAddr reads OPSBOT_PPROF_ADDR: empty keeps profiling off; a bare
@@ -32,14 +35,19 @@ func pprofAddr(v string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// servePprof serves Go's profiles on addr until ctx ends.
-func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+// servePprof serves Go's profiles on addr until ctx ends, and at
+// /debug/sql the statements and round trips sent to PostgreSQL so far.
+func servePprof(ctx context.Context, addr string, sql *sqlstats.Counter, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/sql", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(sql.Stats())
+	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("pprof: listen on %s: %w", addr, err)

@@ -30,9 +30,15 @@ import (
 	"github.com/apacops/opsbot/bot"
 )
 
-// riverMaxWorkers is how many jobs one process runs at once. Turns spend
-// their time waiting on the model, so this is well above the core count.
-const riverMaxWorkers = 32
+// riverMaxWorkers is how many jobs one process runs at once unless
+// OPSBOT_WORKERS says otherwise. Turns spend their time waiting on the
+// model, so this is well above the core count; a chat turn waiting holds a
+// goroutine and an HTTP connection to the model, not a database
+// connection. maxWorkers bounds the setting.
+const (
+	riverMaxWorkers = 32
+	maxWorkers      = 10000
+)
 
 // riverStopGrace is how long running jobs get to finish on shutdown before
 // they are cancelled (and retried by another replica); riverCancelWait is how
@@ -72,9 +78,10 @@ func rescueAfter(c Config) time.Duration {
 }
 
 // newRiver builds the River client. workers may be nil for an insert-only
-// client; periodic jobs run on the elected leader only. rescue is
-// rescueAfter (0: River's defaults, for a client that runs no turns).
-func newRiver(pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, rescue time.Duration,
+// client, else n of them run at once; periodic jobs run on the elected
+// leader only. rescue is rescueAfter (0: River's defaults, for a client
+// that runs no turns).
+func newRiver(pool *pgxpool.Pool, workers *river.Workers, n int, periodic []*river.PeriodicJob, rescue time.Duration,
 	log *slog.Logger) (*river.Client[pgx.Tx], error) {
 	cfg := &river.Config{
 		Logger:       log,
@@ -86,7 +93,7 @@ func newRiver(pool *pgxpool.Pool, workers *river.Workers, periodic []*river.Peri
 	}
 	if workers != nil {
 		cfg.Workers = workers
-		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverMaxWorkers}}
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}}
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {

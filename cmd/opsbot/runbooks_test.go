@@ -169,7 +169,7 @@ func TestGapReportJobsWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	jobs, err := newRiver(pool, workers, nil, 0, log)
+	jobs, err := newRiver(pool, workers, 1, nil, 0, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,6 +19,7 @@ import (
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/commands"
 	"github.com/apacops/opsbot/conversations"
+	"github.com/apacops/opsbot/internal/sqlstats"
 	"github.com/apacops/opsbot/migrations"
 	"github.com/apacops/opsbot/usage"
 	"github.com/apacops/opsbot/users"
@@ -54,7 +56,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 {
 		return usageError("serve takes no arguments")
 	}
-	pool, err := connect(ctx, e.cfg)
+	// With profiling on, the pool counts statements and round trips too
+	// (/debug/sql beside the profiles).
+	var sql *sqlstats.Counter
+	var tracer pgx.QueryTracer
+	if e.cfg.PprofAddr != "" {
+		sql = sqlstats.New()
+		tracer = sql
+	}
+	pool, err := connectTraced(ctx, e.cfg, tracer)
 	if err != nil {
 		return err
 	}
@@ -125,7 +135,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	periodic = append(periodic, gapJobs...)
-	jobs, err := newRiver(pool, workers, periodic, rescueAfter(e.cfg), e.log)
+	jobs, err := newRiver(pool, workers, e.cfg.Workers, periodic, rescueAfter(e.cfg), e.log)
 	if err != nil {
 		return err
 	}
@@ -180,7 +190,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var connections sync.WaitGroup
 	if e.cfg.PprofAddr != "" {
 		connections.Go(func() {
-			if err := servePprof(done, e.cfg.PprofAddr, e.log); err != nil {
+			if err := servePprof(done, e.cfg.PprofAddr, sql, e.log); err != nil {
 				e.log.Error("profiling endpoint", "error", err)
 			}
 		})

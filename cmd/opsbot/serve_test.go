@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/apacops/opsbot/internal/sqlstats"
 	"github.com/apacops/opsbot/users"
 )
 
@@ -54,6 +56,18 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 		t.Errorf("pprof endpoint: %v %v, want 200", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	// Beside the profiles, the statements the server has sent so far (it
+	// has at least checked the migrations).
+	if resp, err := http.Get("http://" + pprofAt + "/debug/sql"); err != nil {
+		t.Errorf("/debug/sql: %v", err)
+	} else {
+		var st sqlstats.Stats
+		err := json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Statements == 0 || st.RoundTrips == 0 {
+			t.Errorf("/debug/sql = %+v, %v; want statements counted", st, err)
+		}
 	}
 
 	// Start a request whose body arrives slowly, so it is in flight at SIGTERM.
