@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/apacops/opsbot/internal/sqlstats"
+	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/knowledge"
 )
 
@@ -19,7 +21,8 @@ import (
 // p50 < 3 ms. Compare turns/s with `pgbench -N` on the same machine (each
 // turn is about a dozen statements, a pgbench -N transaction five).
 func BenchmarkEngineTurn(b *testing.B) {
-	ix := knowledge.New(testPool, time.Now)
+	db, sql := testdb.Traced(b, testPool)
+	ix := knowledge.New(db, time.Now)
 	if _, err := ix.Sync(context.Background(), "../docs/runbooks", nil); err != nil {
 		b.Logf("no runbooks indexed: %v", err)
 	}
@@ -33,18 +36,22 @@ func BenchmarkEngineTurn(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			llm := &fakeLLM{text: "Restart the pod, then check the logs for OOM kills.", model: "gpt-4o-mini",
 				usage: &ProviderUsage{PromptTokens: 400, CompletionTokens: 40}}
-			cfg := Config{DB: testPool, LLM: llm, Retriever: bc.retriever}
+			cfg := Config{DB: db, LLM: llm, Retriever: bc.retriever}
 			e := New(cfg)
 			user := mustUser(b)
 			ctx := context.Background()
 			var conv uuid.UUID
 			durs := make([]time.Duration, 0, b.N)
+			var before sqlstats.Stats
 			i := 0
 			for b.Loop() {
 				if i%20 == 0 { // a conversation of 20 turns, then a new one
 					b.StopTimer()
 					conv = mustConversation(b, user)
 					llm.reqs = llm.reqs[:0]
+					if i == 0 {
+						before = sql.Stats()
+					}
 					b.StartTimer()
 				}
 				t0 := time.Now()
@@ -57,7 +64,10 @@ func BenchmarkEngineTurn(b *testing.B) {
 				}
 				i++
 			}
+			after := sql.Stats()
 			slices.Sort(durs)
+			b.ReportMetric(float64(after.Statements-before.Statements)/float64(len(durs)), "stmts/turn")
+			b.ReportMetric(float64(after.RoundTrips-before.RoundTrips)/float64(len(durs)), "roundtrips/turn")
 			pct := func(p float64) float64 {
 				return float64(durs[min(len(durs)-1, int(p*float64(len(durs))))].Microseconds()) / 1000
 			}

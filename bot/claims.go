@@ -64,11 +64,12 @@ type turnClaim struct {
 // claimOrReplay returns the stored reply of key (c is nil), or a claim that
 // lets the caller call the model, waiting while another caller holds it.
 // The error is the model's when the holder it waited for failed.
+//
+// The claim comes first and the look for a stored reply second: a turn is
+// seldom stored already (a retry), and the look must follow the claim
+// anyway, since the turn may have been stored, and its claim deleted, just
+// before the claim was taken.
 func (e *Engine) claimOrReplay(ctx context.Context, key string) (r Reply, c *turnClaim, err error) {
-	r, ok, err := storedReply(ctx, e.cfg.DB, key)
-	if err != nil || ok {
-		return r, nil, err
-	}
 	holder := uuid.New()
 	poll := claimPollMin
 	waiting := false
@@ -80,8 +81,6 @@ func (e *Engine) claimOrReplay(ctx context.Context, key string) (r Reply, c *tur
 		if held {
 			c := e.hold(key, holder)
 			c.answer = kept
-			// The turn may have been stored between the first look and the
-			// claim (its holder deleted the claim when it stored it).
 			r, ok, err := storedReply(ctx, e.cfg.DB, key)
 			if err != nil || ok {
 				if ok {
@@ -215,13 +214,10 @@ func (e *Engine) waitClaim(ctx context.Context, key string, poll time.Duration) 
 	return nil
 }
 
-// storeClaim deletes the claim inside the transaction that stores its
-// turn, so waiters see either the claim or the stored reply.
-func (c *turnClaim) storeClaim(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM turn_claims WHERE turn_key = $1 AND holder = $2`, c.key, c.holder); err != nil {
-		return fmt.Errorf("end claim on turn %q: %w", c.key, err)
-	}
-	return nil
+// queueStoreClaim deletes the claim in the batch that stores its turn, so
+// waiters see either the claim or the stored reply.
+func (c *turnClaim) queueStoreClaim(b *pgx.Batch) {
+	b.Queue(`DELETE FROM turn_claims WHERE turn_key = $1 AND holder = $2`, c.key, c.holder)
 }
 
 // endClaim ends a held claim once its turn is over: nothing more to do when

@@ -11,11 +11,13 @@ import (
 	"github.com/apacops/opsbot/usage"
 )
 
-// DB is what the engine needs from the database: reads, and transactions
-// for storing a turn. *pgxpool.Pool satisfies it.
+// DB is what the engine needs from the database: reads, transactions, and
+// batches, which store a turn in one round trip. *pgxpool.Pool satisfies
+// it.
 type DB interface {
 	conversations.DBTX
 	Begin(ctx context.Context) (pgx.Tx, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Retriever finds runbook sections for a question and remembers the
@@ -37,11 +39,12 @@ type answerJudge interface {
 // Budget bounds spend. Admit is asked before the model is called and refuses
 // with a *usage.BudgetExceededError when a budget is used up; its admission
 // says whether a budget applies at all (then the model must be priced).
-// Settle runs inside the transaction that records the turn's ledger row;
-// Cancel releases an admission whose turn failed before it cost anything.
-// A nil Budget means no budgets.
+// Settle runs inside the transaction that records the turn's ledger row
+// (QueueSettle in the batch that does); Cancel releases an admission whose
+// turn failed before it cost anything. A nil Budget means no budgets.
 type Budget interface {
 	Admit(ctx context.Context, userID uuid.UUID) (usage.Admission, error)
 	Settle(ctx context.Context, tx usage.DBTX, a usage.Admission) error
+	QueueSettle(b *pgx.Batch, a usage.Admission)
 	Cancel(ctx context.Context, a usage.Admission) error
 }

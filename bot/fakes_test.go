@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/apacops/opsbot/conversations"
@@ -124,6 +126,19 @@ func (f *fakeBudget) Settle(ctx context.Context, tx usage.DBTX, a usage.Admissio
 	defer f.mu.Unlock()
 	f.settled++
 	return nil
+}
+
+// QueueSettle counts the settlement when the batch reaches it.
+func (f *fakeBudget) QueueSettle(b *pgx.Batch, a usage.Admission) {
+	b.Queue(`SELECT $1::bigint`, a.ID).Exec(func(pgconn.CommandTag) error {
+		if a.ID != 7 {
+			return errors.New("settled a foreign admission")
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.settled++
+		return nil
+	})
 }
 
 func (f *fakeBudget) Cancel(ctx context.Context, a usage.Admission) error {

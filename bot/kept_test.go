@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +241,61 @@ func TestTransient(t *testing.T) {
 				t.Errorf("transient(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// The turn is stored in one batch, one implicit transaction: when its last
+// write fails (here a trigger refuses the stored ledger row), the
+// conversation and both messages written before it in the batch are gone
+// too, and the paid answer is kept for the retry, which stores it.
+func TestStoreIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	pool := testdb.New(t)
+	var user uuid.UUID
+	if err := pool.QueryRow(ctx, `INSERT INTO users (handle) VALUES ('ana') RETURNING id`).Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+		CREATE FUNCTION refuse_stored() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.outcome = 'stored' THEN RAISE EXCEPTION 'ledger refused'; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_stored BEFORE INSERT ON usage_events FOR EACH ROW EXECUTE FUNCTION refuse_stored();`); err != nil {
+		t.Fatal(err)
+	}
+	llm := &fakeLLM{text: "Cordon, then drain.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 1000, CompletionTokens: 500}}
+	b := &fakeBudget{}
+	turn := Turn{UserID: user, Text: "how do I drain k8s-sg-04?", Source: "api", Key: "api:" + uuid.NewString()}
+	e := New(Config{DB: pool, LLM: llm, Budget: b})
+	if _, err := e.Respond(ctx, turn, nil); err == nil || !strings.Contains(err.Error(), "ledger refused") {
+		t.Fatalf("Respond = %v, want the refused ledger row's error", err)
+	}
+	if n := countOn(t, pool, `SELECT count(*) FROM conversations WHERE owner_id = $1`, user) +
+		countOn(t, pool, `SELECT count(*) FROM messages WHERE turn_key = $1`, turn.Key); n != 0 {
+		t.Fatalf("conversations + messages after the refused store = %d, want 0", n)
+	}
+	if got := keptRows(t, pool, user, turn.Key); len(got) != 1 || got[0].outcome != "unstored" || got[0].cost != 450 {
+		t.Fatalf("ledger after the refused store = %+v, want one unstored row costing 450 micro-USD", got)
+	}
+	if b.settled != 1 {
+		t.Errorf("budget settled %d times, want once (with the unstored row)", b.settled)
+	}
+
+	if _, err := pool.Exec(ctx, `DROP TRIGGER refuse_stored ON usage_events`); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.Respond(ctx, turn, nil)
+	if err != nil || rep.Replayed || rep.Text != "Cordon, then drain." {
+		t.Fatalf("retry: %q replayed %v, %v; want the kept answer stored", rep.Text, rep.Replayed, err)
+	}
+	if n := len(llm.calls()); n != 1 {
+		t.Errorf("model calls = %d, want 1", n)
+	}
+	if n := countOn(t, pool, `SELECT count(*) FROM messages WHERE turn_key = $1`, turn.Key); n != 2 {
+		t.Errorf("messages = %d, want the question and the answer", n)
+	}
+	if got := keptRows(t, pool, user, turn.Key); len(got) != 1 || got[0].outcome != "stored" || !got[0].msgIsTurnReply {
+		t.Errorf("ledger after the retry = %+v, want the one row, stored, naming the answer", got)
 	}
 }

@@ -61,49 +61,44 @@ func (e *Engine) storeTurn(ctx context.Context, st *storing) (Reply, error) {
 	if lowConfidence && e.cfg.LLM != nil {
 		reply.Notice = strings.TrimSpace(ClosestSectionsNotice + " " + reply.Notice)
 	}
+	// One round trip: the batch runs as one implicit transaction, so the
+	// turn is stored whole or not at all. Ids are made here, so that later
+	// statements can name the rows of earlier ones.
 	conv := st.conv
-	err = pgx.BeginFunc(ctx, e.cfg.DB, func(tx pgx.Tx) error {
-		s := conversations.NewStore(tx)
-		if st.newConv != nil {
-			c, err := s.Create(ctx, *st.newConv)
-			if err != nil {
-				return err
-			}
-			conv = c
+	b := &pgx.Batch{}
+	if st.newConv != nil {
+		nc := *st.newConv
+		nc.ID = uuid.New()
+		if err := conversations.QueueCreate(b, nc, &conv); err != nil {
+			return Reply{}, err
 		}
-		var err error
-		reply.UserMessage, err = s.AppendMessage(ctx, conversations.NewMessage{TurnKey: t.Key,
-			ConversationID: conv.ID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: st.text})
-		if err != nil {
-			return err
-		}
-		reply.AssistantMessage, err = s.AppendMessage(ctx, conversations.NewMessage{TurnKey: t.Key,
-			ConversationID: conv.ID, Role: conversations.RoleAssistant, Content: a.text, Metadata: meta,
-			PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
-			TotalTokens: a.usage.TotalTokens, CostMicroUSD: a.usage.CostMicroUSD})
-		if err != nil {
-			return err
-		}
-		if a.eventID != 0 {
-			err = usage.MarkStored(ctx, tx, a.eventID, conv.ID, reply.AssistantMessage.ID)
-		} else {
-			err = usage.Record(ctx, tx, a.event(t, conv.ID, reply.AssistantMessage.ID, usage.OutcomeStored, e.now()))
-		}
-		if err != nil {
-			return err
-		}
-		if st.adm != nil {
-			if err := e.cfg.Budget.Settle(ctx, tx, *st.adm); err != nil {
-				return fmt.Errorf("settle budget: %w", err)
-			}
-		}
-		if st.claim != nil {
-			return st.claim.storeClaim(ctx, tx)
-		}
-		return nil
-	})
-	if err != nil {
-		return e.storeFailed(ctx, st, reply.AssistantMessage.ID, conv.ID, err)
+		conv.ID = nc.ID
+	}
+	userMsg := conversations.NewMessage{ID: uuid.New(), TurnKey: t.Key,
+		ConversationID: conv.ID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: st.text}
+	mine := conversations.NewMessage{ID: uuid.New(), TurnKey: t.Key,
+		ConversationID: conv.ID, Role: conversations.RoleAssistant, Content: a.text, Metadata: meta,
+		PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
+		TotalTokens: a.usage.TotalTokens, CostMicroUSD: a.usage.CostMicroUSD}
+	if err := conversations.QueueAppendMessage(b, userMsg, &reply.UserMessage); err != nil {
+		return Reply{}, err
+	}
+	if err := conversations.QueueAppendMessage(b, mine, &reply.AssistantMessage); err != nil {
+		return Reply{}, err
+	}
+	if a.eventID != 0 {
+		usage.QueueMarkStored(b, a.eventID, conv.ID, mine.ID)
+	} else if err := usage.QueueRecord(b, a.event(t, conv.ID, mine.ID, usage.OutcomeStored, e.now())); err != nil {
+		return Reply{}, err
+	}
+	if st.adm != nil {
+		e.cfg.Budget.QueueSettle(b, *st.adm)
+	}
+	if st.claim != nil {
+		st.claim.queueStoreClaim(b)
+	}
+	if err := e.cfg.DB.SendBatch(ctx, b).Close(); err != nil {
+		return e.storeFailed(ctx, st, mine.ID, conv.ID, err)
 	}
 	if st.claim != nil {
 		st.claim.stored = true
@@ -123,8 +118,8 @@ func (e *Engine) storeTurn(ctx context.Context, st *storing) (Reply, error) {
 }
 
 // storeFailed handles a turn whose storing transaction failed with err;
-// mine is the assistant message that transaction wrote (uuid.Nil when it
-// got no further). The paid answer is kept for the retry (or recorded as
+// mine is the id of the assistant message that transaction wrote (if it
+// committed after all, its COMMIT unanswered). The paid answer is kept for the retry (or recorded as
 // unstored, or as a duplicate when the same turn was stored meanwhile), and
 // a turn stored by someone else is answered with what they stored.
 func (e *Engine) storeFailed(ctx context.Context, st *storing, mine uuid.UUID, convID uuid.UUID, err error) (Reply, error) {

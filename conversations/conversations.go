@@ -127,7 +127,9 @@ type NewMessage struct {
 	// TurnKey, when set, ties the message to one turn (its user message
 	// and its reply): a second message of the same role under the same key
 	// is refused with ErrTurnStored, which makes retried turns idempotent.
-	TurnKey           string
+	TurnKey string
+	// ID, when set, is the new message's id; else one is made.
+	ID                uuid.UUID
 	ConversationID    uuid.UUID
 	AuthorID          *uuid.UUID
 	Role              string

@@ -27,11 +27,45 @@ func scanMessage(row pgx.Row) (Message, error) {
 // AppendMessage adds a message and moves the conversation's counters and
 // activity time with it, in one statement.
 func (s *Store) AppendMessage(ctx context.Context, n NewMessage) (Message, error) {
+	sql, args, err := appendStatement(n)
+	if err != nil {
+		return Message{}, err
+	}
+	m, err := scanMessage(s.db.QueryRow(ctx, sql, args...))
+	if err != nil {
+		return Message{}, appendError(n, err)
+	}
+	return m, nil
+}
+
+// QueueAppendMessage is AppendMessage queued on b, for a caller that writes
+// a turn in one round trip (a batch runs as one implicit transaction): the
+// message is in *out once b's results are read without error. n.ID, when
+// set, is the message's id, so that later statements of the batch can name
+// it.
+func QueueAppendMessage(b *pgx.Batch, n NewMessage, out *Message) error {
+	sql, args, err := appendStatement(n)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...).QueryRow(func(row pgx.Row) error {
+		m, err := scanMessage(row)
+		if err != nil {
+			return appendError(n, err)
+		}
+		*out = m
+		return nil
+	})
+	return nil
+}
+
+// appendStatement checks n and returns the statement that appends it.
+func appendStatement(n NewMessage) (string, []any, error) {
 	if !validRole(n.Role) {
-		return Message{}, invalid("role", "must be user, assistant or system")
+		return "", nil, invalid("role", "must be user, assistant or system")
 	}
 	if len(n.Content) > MaxContentBytes*4 { // replies may be longer than questions, not unbounded
-		return Message{}, &TooLargeError{Field: "content", Limit: MaxContentBytes * 4}
+		return "", nil, &TooLargeError{Field: "content", Limit: MaxContentBytes * 4}
 	}
 	meta := n.Metadata
 	if len(meta) == 0 {
@@ -44,24 +78,27 @@ func (s *Store) AppendMessage(ctx context.Context, n NewMessage) (Message, error
 	if n.TurnKey != "" {
 		turnKey = &n.TurnKey
 	}
-	m, err := scanMessage(s.db.QueryRow(ctx, `
+	id := n.ID
+	if id == uuid.Nil {
+		id = uuid.New()
+	}
+	return `
 		WITH m AS (
-			INSERT INTO messages (conversation_id, author_id, role, content, platform_message_id, metadata,
+			INSERT INTO messages (id, conversation_id, author_id, role, content, platform_message_id, metadata,
 				prompt_tokens, completion_tokens, total_tokens, cost_micro_usd, turn_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			RETURNING `+messageColumns+`
+			VALUES ($12, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			RETURNING ` + messageColumns + `
 		), c AS (
 			UPDATE conversations SET message_count = message_count + 1,
 				last_message_at = greatest(last_message_at, m.created_at), updated_at = now()
 			FROM m WHERE conversations.id = m.conversation_id
 		)
-		SELECT * FROM m`,
-		n.ConversationID, n.AuthorID, n.Role, n.Content, platformID, meta,
-		n.PromptTokens, n.CompletionTokens, n.TotalTokens, n.CostMicroUSD, turnKey))
-	if err != nil {
-		return Message{}, fmt.Errorf("append message to %s: %w", n.ConversationID, mapWriteError(err))
-	}
-	return m, nil
+		SELECT * FROM m`, []any{n.ConversationID, n.AuthorID, n.Role, n.Content, platformID, meta,
+			n.PromptTokens, n.CompletionTokens, n.TotalTokens, n.CostMicroUSD, turnKey, id}, nil
+}
+
+func appendError(n NewMessage, err error) error {
+	return fmt.Errorf("append message to %s: %w", n.ConversationID, mapWriteError(err))
 }
 
 // MessagesOfTurn returns the messages stored under a turn key, oldest first:

@@ -95,6 +95,8 @@ func mapWriteError(err error) error {
 
 // NewConversation is what Create writes.
 type NewConversation struct {
+	// ID, when set, is the new conversation's id; else one is made.
+	ID      uuid.UUID
 	OwnerID uuid.UUID
 	Title   string // empty means DefaultTitle
 	Source  string
@@ -128,18 +130,50 @@ func threadArgs(k *ThreadKey) (platform, tenant, channel, thread *string) {
 
 // Create starts a conversation.
 func (s *Store) Create(ctx context.Context, n NewConversation) (Conversation, error) {
-	if err := n.normalize(); err != nil {
+	sql, args, err := createStatement(n)
+	if err != nil {
 		return Conversation{}, err
 	}
-	p, te, ch, th := threadArgs(n.Thread)
-	c, err := scanConversation(s.db.QueryRow(ctx, `
-		INSERT INTO conversations (owner_id, title, source, thread_platform, thread_tenant, thread_channel, thread_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		RETURNING `+conversationColumns, n.OwnerID, n.Title, n.Source, p, te, ch, th))
+	c, err := scanConversation(s.db.QueryRow(ctx, sql, args...))
 	if err != nil {
 		return Conversation{}, fmt.Errorf("create conversation: %w", mapWriteError(err))
 	}
 	return c, nil
+}
+
+// QueueCreate is Create queued on b (see QueueAppendMessage): the
+// conversation is in *out once b's results are read without error. Set n.ID
+// to name it in the batch's later statements.
+func QueueCreate(b *pgx.Batch, n NewConversation, out *Conversation) error {
+	sql, args, err := createStatement(n)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...).QueryRow(func(row pgx.Row) error {
+		c, err := scanConversation(row)
+		if err != nil {
+			return fmt.Errorf("create conversation: %w", mapWriteError(err))
+		}
+		*out = c
+		return nil
+	})
+	return nil
+}
+
+// createStatement checks n and returns the statement that creates it.
+func createStatement(n NewConversation) (string, []any, error) {
+	if err := n.normalize(); err != nil {
+		return "", nil, err
+	}
+	id := n.ID
+	if id == uuid.Nil {
+		id = uuid.New()
+	}
+	p, te, ch, th := threadArgs(n.Thread)
+	return `
+		INSERT INTO conversations (id, owner_id, title, source, thread_platform, thread_tenant, thread_channel, thread_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		RETURNING ` + conversationColumns, []any{id, n.OwnerID, n.Title, n.Source, p, te, ch, th}, nil
 }
 
 // Get returns the owner's conversation; anyone else's is ErrNotFound.

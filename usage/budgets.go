@@ -224,11 +224,22 @@ func (b *Budgets) Settle(ctx context.Context, tx DBTX, a Admission) error {
 	if a.ID == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM budget_reservations WHERE id = $1`, a.ID); err != nil {
+	if _, err := tx.Exec(ctx, settleSQL, a.ID); err != nil {
 		return fmt.Errorf("settle reservation %d: %w", a.ID, err)
 	}
 	return nil
 }
+
+// QueueSettle is Settle queued on batch, for a caller that writes its turn
+// in one round trip (a batch runs as one implicit transaction).
+func (b *Budgets) QueueSettle(batch *pgx.Batch, a Admission) {
+	if a.ID == 0 {
+		return
+	}
+	batch.Queue(settleSQL, a.ID)
+}
+
+const settleSQL = `DELETE FROM budget_reservations WHERE id = $1`
 
 // Cancel drops the reservation of a turn that failed before it cost anything
 // to record. A zero admission is a no-op.

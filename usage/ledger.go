@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Ledger outcomes: what became of the turn a model call was paid for.
@@ -67,11 +69,41 @@ func Record(ctx context.Context, db DBTX, e Event) error {
 // answer is kept for a retry is later turned into the stored row
 // (MarkStored) rather than recorded twice.
 func RecordID(ctx context.Context, db DBTX, e Event) (int64, error) {
+	sql, args, err := recordStatement(e)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	if err := db.QueryRow(ctx, sql, args...).Scan(&id); err != nil {
+		return 0, fmt.Errorf("record usage for user %s: %w", e.UserID, err)
+	}
+	return id, nil
+}
+
+// QueueRecord is Record queued on b, for a caller that writes a turn in one
+// round trip (a batch runs as one implicit transaction).
+func QueueRecord(b *pgx.Batch, e Event) error {
+	sql, args, err := recordStatement(e)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...).QueryRow(func(row pgx.Row) error {
+		var id int64
+		if err := row.Scan(&id); err != nil {
+			return fmt.Errorf("record usage for user %s: %w", e.UserID, err)
+		}
+		return nil
+	})
+	return nil
+}
+
+// recordStatement checks e and returns the statement that records it.
+func recordStatement(e Event) (string, []any, error) {
 	if e.UserID == uuid.Nil {
-		return 0, fmt.Errorf("record usage: user is required")
+		return "", nil, fmt.Errorf("record usage: user is required")
 	}
 	if e.Model == "" {
-		return 0, fmt.Errorf("record usage: model is required")
+		return "", nil, fmt.Errorf("record usage: model is required")
 	}
 	outcome := e.Outcome
 	switch outcome {
@@ -80,29 +112,23 @@ func RecordID(ctx context.Context, db DBTX, e Event) (int64, error) {
 	case OutcomeStored:
 	case OutcomeInterrupted, OutcomeUnstored, OutcomeDuplicate:
 		if e.ConversationID != uuid.Nil || e.MessageID != uuid.Nil {
-			return 0, fmt.Errorf("record usage: a %s call belongs to no conversation or message", outcome)
+			return "", nil, fmt.Errorf("record usage: a %s call belongs to no conversation or message", outcome)
 		}
 	default:
-		return 0, fmt.Errorf("record usage: unknown outcome %q", outcome)
+		return "", nil, fmt.Errorf("record usage: unknown outcome %q", outcome)
 	}
 	var at *time.Time
 	if !e.OccurredAt.IsZero() {
 		at = &e.OccurredAt
 	}
-	var id int64
-	err := db.QueryRow(ctx, `
+	return `
 		INSERT INTO usage_events (user_id, conversation_id, message_id, source, model,
 			prompt_tokens, completion_tokens, cached_tokens, cost_micro_usd, price_version, estimated, occurred_at,
 			outcome, priced)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()), $13, $14)
-		RETURNING id`,
-		e.UserID, nullUUID(e.ConversationID), nullUUID(e.MessageID), e.Source, e.Model,
-		e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicroUSD, e.PriceVersion, e.Estimated, at,
-		outcome, !e.Unpriced).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("record usage for user %s: %w", e.UserID, err)
-	}
-	return id, nil
+		RETURNING id`, []any{e.UserID, nullUUID(e.ConversationID), nullUUID(e.MessageID), e.Source, e.Model,
+			e.PromptTokens, e.CompletionTokens, e.CachedTokens, e.CostMicroUSD, e.PriceVersion, e.Estimated, at,
+			outcome, !e.Unpriced}, nil
 }
 
 // MarkStored makes the unstored row id (a paid call whose turn failed to
@@ -112,8 +138,20 @@ func RecordID(ctx context.Context, db DBTX, e Event) (int64, error) {
 // unstored call (any more) is an error, so that the transaction fails rather
 // than store a turn without its ledger row.
 func MarkStored(ctx context.Context, db DBTX, id int64, conversationID, messageID uuid.UUID) error {
-	tag, err := db.Exec(ctx, `UPDATE usage_events SET outcome = $2, conversation_id = $3, message_id = $4
-		WHERE id = $1 AND outcome = $5`, id, OutcomeStored, nullUUID(conversationID), nullUUID(messageID), OutcomeUnstored)
+	tag, err := db.Exec(ctx, markStoredSQL, id, OutcomeStored, nullUUID(conversationID), nullUUID(messageID), OutcomeUnstored)
+	return markStoredResult(id, tag, err)
+}
+
+// QueueMarkStored is MarkStored queued on b (see QueueRecord).
+func QueueMarkStored(b *pgx.Batch, id int64, conversationID, messageID uuid.UUID) {
+	b.Queue(markStoredSQL, id, OutcomeStored, nullUUID(conversationID), nullUUID(messageID), OutcomeUnstored).
+		Exec(func(tag pgconn.CommandTag) error { return markStoredResult(id, tag, nil) })
+}
+
+const markStoredSQL = `UPDATE usage_events SET outcome = $2, conversation_id = $3, message_id = $4
+	WHERE id = $1 AND outcome = $5`
+
+func markStoredResult(id int64, tag pgconn.CommandTag, err error) error {
 	if err != nil {
 		return fmt.Errorf("mark usage row %d stored: %w", id, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/apacops/opsbot/bot"
 	"github.com/apacops/opsbot/usage"
@@ -57,6 +58,7 @@ func (refusingBudget) Admit(context.Context, uuid.UUID) (usage.Admission, error)
 	return usage.Admission{}, &usage.BudgetExceededError{Scope: "user", LimitMicroUSD: 10_000_000, SpentMicroUSD: 10_000_001, ResetsAt: budgetReset}
 }
 func (refusingBudget) Settle(context.Context, usage.DBTX, usage.Admission) error { return nil }
+func (refusingBudget) QueueSettle(*pgx.Batch, usage.Admission)                   {}
 func (refusingBudget) Cancel(context.Context, usage.Admission) error             { return nil }
 
 func newSendAPI(t *testing.T, cfg bot.Config) *testAPI {

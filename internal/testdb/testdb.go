@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/apacops/opsbot/internal/sqlstats"
 	"github.com/apacops/opsbot/migrations"
 )
 
@@ -139,4 +140,20 @@ func RunMain(m *testing.M, pool **pgxpool.Pool) int {
 	}
 	*pool = p
 	return m.Run()
+}
+
+// Traced is a second pool on pool's database whose statements and round
+// trips c counts, for benchmarks that report them per operation. It is
+// closed in tb.Cleanup.
+func Traced(tb testing.TB, pool *pgxpool.Pool) (traced *pgxpool.Pool, c *sqlstats.Counter) {
+	tb.Helper()
+	cfg := pool.Config().Copy()
+	c = sqlstats.New()
+	cfg.ConnConfig.Tracer = c
+	traced, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("traced pool: %v", err)
+	}
+	tb.Cleanup(traced.Close)
+	return traced, c
 }
