@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 
 	"github.com/apacops/opsbot/conversations"
@@ -105,25 +106,34 @@ func (in *Inbox) Accept(ctx context.Context, eventKey string, args TurnArgs) (is
 		args.Key = args.Platform + ":" + eventKey
 	}
 	args.Text = storableText(args.Text)
-	err = pgx.BeginFunc(ctx, in.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO inbound_events (platform, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-			args.Platform, eventKey)
-		if err != nil {
-			return fmt.Errorf("record inbound event %s %s: %w", args.Platform, eventKey, err)
-		}
-		if tag.RowsAffected() == 0 {
-			return nil // seen before: the first delivery's transaction has its job
-		}
-		if _, err := in.jobs.InsertTx(ctx, tx, args, nil); err != nil {
-			return fmt.Errorf("enqueue turn %s: %w", args.Key, err)
-		}
-		isNew = true
+	// Three round trips: BEGIN and the event's row in one batch, then the
+	// job, then COMMIT.
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`INSERT INTO inbound_events (platform, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		args.Platform, eventKey).Exec(func(tag pgconn.CommandTag) error {
+		isNew = tag.RowsAffected() == 1
 		return nil
 	})
-	if err != nil {
-		return false, err
+	br := in.db.SendBatch(ctx, b)
+	tx := br.Tx()
+	if err := br.Close(); err != nil {
+		if tx != nil {
+			_ = tx.Rollback(ctx)
+		}
+		return false, fmt.Errorf("record inbound event %s %s: %w", args.Platform, eventKey, err)
 	}
-	return isNew, nil
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed
+	if !isNew {
+		return false, nil // seen before: the first delivery's transaction has its job
+	}
+	if _, err := in.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+		return false, fmt.Errorf("enqueue turn %s: %w", args.Key, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("record inbound event %s %s: commit: %w", args.Platform, eventKey, err)
+	}
+	return true, nil
 }
 
 // InboxRetention is how long an inbound event is remembered. Platforms

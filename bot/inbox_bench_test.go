@@ -24,12 +24,14 @@ func BenchmarkInboxAccept(b *testing.B) {
 	ctx := context.Background()
 	db := testdb.New(b)
 	client := testriver.New(b, db, &river.Config{TestOnly: true}) // insert-only: nothing works the jobs
-	inbox := NewInbox(db, client)
+	traced, sql := testdb.Traced(b, db)
+	inbox := NewInbox(traced, client)
 	var user uuid.UUID
 	if err := db.QueryRow(ctx, `INSERT INTO users (handle) VALUES ('bench') RETURNING id`).Scan(&user); err != nil {
 		b.Fatal(err)
 	}
 	durs := make([]time.Duration, 0, b.N)
+	before := sql.Stats()
 	for b.Loop() {
 		ev := "Ev" + uuid.NewString()
 		t0 := time.Now()
@@ -42,6 +44,9 @@ func BenchmarkInboxAccept(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	after := sql.Stats()
+	b.ReportMetric(float64(after.Statements-before.Statements)/float64(len(durs)), "stmts/accept")
+	b.ReportMetric(float64(after.RoundTrips-before.RoundTrips)/float64(len(durs)), "roundtrips/accept")
 	slices.Sort(durs)
 	pct := func(p float64) time.Duration { return durs[min(len(durs)-1, int(p*float64(len(durs))))] }
 	b.ReportMetric(float64(pct(0.50).Microseconds())/1000, "p50-ms")
