@@ -101,8 +101,15 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	user := userFrom(r.Context())
-	if _, err := s.convs.Get(r.Context(), user.ID, id); err != nil {
-		return err
+	// A stream's status goes out before its turn runs, so the conversation
+	// is looked for first (as it is when there is no engine to run the
+	// turn); a JSON turn learns of a missing one from the engine, a round
+	// trip sooner.
+	stream := wantsEventStream(r)
+	if stream || s.engine == nil {
+		if _, err := s.convs.Get(r.Context(), user.ID, id); err != nil {
+			return err
+		}
 	}
 	if s.engine == nil {
 		return &Error{Status: http.StatusServiceUnavailable, Detail: "The bot engine is not running on this server"}
@@ -125,7 +132,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.turnTimeout)
 	defer cancel()
 	defer context.AfterFunc(s.turns, cancel)()
-	if wantsEventStream(r) {
+	if stream {
 		s.streamReply(ctx, w, r, turn)
 		return nil
 	}
