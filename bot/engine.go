@@ -182,7 +182,7 @@ func (e *Engine) Respond(ctx context.Context, t Turn, onDelta func(string)) (rep
 // claim, nil for a turn without a key; outcome is set for the metrics.
 func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), claim *turnClaim, started time.Time,
 	outcome *string) (Reply, error) {
-	conv, newConv, err := e.conversation(ctx, t)
+	conv, newConv, fresh, err := e.conversation(ctx, t)
 	if err != nil {
 		var ve *conversations.ValidationError
 		if errors.As(err, &ve) {
@@ -237,7 +237,7 @@ func (e *Engine) respond(ctx context.Context, t Turn, onDelta func(string), clai
 	}
 
 	var history []conversations.Message
-	if newConv == nil {
+	if newConv == nil && !fresh {
 		history, err = conversations.NewStore(e.cfg.DB).Recent(ctx, conv.ID, e.cfg.HistoryMessages)
 		if err != nil {
 			e.cfg.Metrics.error("store")
@@ -303,21 +303,24 @@ func validateTurn(t Turn) error {
 // again). A turn that names neither starts a new conversation; it is
 // returned as newConv, to be created in the transaction that stores the
 // turn, so that such a turn that fails leaves no empty conversation behind.
-func (e *Engine) conversation(ctx context.Context, t Turn) (c conversations.Conversation, newConv *conversations.NewConversation, err error) {
+// fresh is true when a thread's conversation was created just now: it has
+// no history to read.
+func (e *Engine) conversation(ctx context.Context, t Turn) (c conversations.Conversation,
+	newConv *conversations.NewConversation, fresh bool, err error) {
 	s := conversations.NewStore(e.cfg.DB)
 	switch {
 	case t.ConversationID != uuid.Nil:
 		c, err = s.Get(ctx, t.UserID, t.ConversationID)
-		return c, nil, err
+		return c, nil, false, err
 	case t.Thread != nil:
-		c, _, err = s.FindOrCreateByThread(ctx, conversations.NewConversation{
+		c, fresh, err = s.FindOrCreateByThread(ctx, conversations.NewConversation{
 			OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source, Thread: t.Thread})
 		if err == nil && c.IsArchived() {
 			c, err = s.Unarchive(ctx, c.OwnerID, c.ID)
 		}
-		return c, nil, err
+		return c, nil, fresh, err
 	}
-	return c, &conversations.NewConversation{OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source}, nil
+	return c, &conversations.NewConversation{OwnerID: t.UserID, Title: titleFrom(Redact(t.Text)), Source: t.Source}, false, nil
 }
 
 // retrieve returns the runbook sections for a question and whether they
