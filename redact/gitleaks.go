@@ -221,8 +221,13 @@ func gitleaksCheck(gr config.Rule, global []allowlist) (func(sc *scan, m, s [2]i
 // its branches at most. A prefilter can only skip a branch, so its rare
 // misses (Unicode case folds) redact more, never less.
 type allowlist struct {
-	*config.Allowlist
-	regexes []allowRegex
+	regexTarget    string
+	matchAnd       bool // gitleaks' MatchCondition AND: every check must hold
+	pathsOrCommits bool // it has conditions on paths or commits
+	regexes        []allowRegex
+	// stop finds the stop words (lower case), as gitleaks'
+	// ContainsStopWord does on the lower-cased secret; nil: none.
+	stop *matcher
 }
 
 type allowRegex struct {
@@ -230,12 +235,18 @@ type allowRegex struct {
 	needs []string // nil: always run re
 }
 
+// newAllowlist keeps what chat text can be checked against, and nothing of
+// gitleaks' own allowlist: its stop-word trie alone took 9 MB.
 func newAllowlist(a *config.Allowlist) (allowlist, error) {
-	// The copy drops the unsplit expressions, which would stay in memory
-	// beside their branches.
-	c := *a
-	c.Regexes = nil
-	al := allowlist{Allowlist: &c}
+	al := allowlist{regexTarget: a.RegexTarget, matchAnd: a.MatchCondition == config.AllowlistMatchAnd,
+		pathsOrCommits: len(a.Commits) > 0 || len(a.Paths) > 0}
+	if len(a.StopWords) > 0 {
+		words := make([]string, len(a.StopWords))
+		for i, w := range a.StopWords {
+			words[i] = strings.ToLower(w)
+		}
+		al.stop = newMatcher(words)
+	}
 	for _, re := range a.Regexes {
 		tree, err := syntax.Parse(re.String(), syntax.Perl)
 		if err != nil {
@@ -281,19 +292,19 @@ func (a allowlist) regexAllowed(target string) bool {
 // never holds, so an AND allowlist that has one never allows.
 func (a allowlist) allows(sc *scan, m [2]int, secret string) bool {
 	target := secret
-	switch a.RegexTarget {
+	switch a.regexTarget {
 	case "match":
 		target = sc.text[m[0]:m[1]]
 	case "line":
 		target = sc.text[sc.lineStart(m[0]):max(sc.lineEnd(max(m[1]-1, m[0])), m[1])]
 		target = strings.TrimSuffix(target, "\n")
 	}
-	stopOK, _ := a.ContainsStopWord(secret)
-	if a.MatchCondition != config.AllowlistMatchAnd {
+	stopOK := a.stop != nil && a.stop.any(strings.ToLower(secret))
+	if !a.matchAnd {
 		// Stop words first: they are cheap, the regexes are not.
 		return stopOK || a.regexAllowed(target)
 	}
-	if len(a.Commits) > 0 || len(a.Paths) > 0 {
+	if a.pathsOrCommits {
 		return false
 	}
 	checks := 0
@@ -303,7 +314,7 @@ func (a allowlist) allows(sc *scan, m [2]int, secret string) bool {
 		}
 		checks++
 	}
-	if len(a.StopWords) > 0 {
+	if a.stop != nil {
 		if !stopOK {
 			return false
 		}

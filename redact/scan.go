@@ -5,8 +5,6 @@ import (
 	"regexp/syntax"
 	"strings"
 	"unicode/utf8"
-
-	ahocorasick "github.com/BobuSumisu/aho-corasick"
 )
 
 // How the matcher stays fast on a 16 KiB message: a rule's regular
@@ -130,20 +128,20 @@ type hit struct {
 	word     int
 }
 
-// keywordIndex finds all keywords in one pass. Its trie is read-only after
-// Build, so one index serves concurrent scans.
+// keywordIndex finds all keywords in one pass. Its automaton is read-only
+// after it is built, so one index serves concurrent scans.
 type keywordIndex struct {
-	trie *ahocorasick.Trie
+	m *matcher
 }
 
 func newKeywordIndex(words []string) *keywordIndex {
-	return &keywordIndex{trie: ahocorasick.NewTrieBuilder().AddStrings(words).Build()}
+	return &keywordIndex{m: newMatcher(words)}
 }
 
 func (k *keywordIndex) find(lower string) []hit {
 	var out []hit
-	k.trie.Walk([]byte(lower), func(end, n, pattern int64) bool {
-		out = append(out, hit{pos: int(end - n + 1), len: int(n), word: int(pattern)})
+	k.m.walk(lower, func(end, n, word int) bool {
+		out = append(out, hit{pos: end - n, len: n, word: word})
 		return true
 	})
 	return out
