@@ -24,7 +24,7 @@ func TestPercentile(t *testing.T) {
 		{"p90 of 1..10 is the 9th", ten, 90, 9 * time.Millisecond},
 		{"p99 of 1..10 is the 10th", ten, 99, 10 * time.Millisecond},
 		{"p100 is the largest", ten, 100, 10 * time.Millisecond},
-		{"p50 of three is the middle", three, 50, 20 * time.Millisecond}, // ceil(1.5) = 2
+		{"p50 of three is the middle", three, 50, 20 * time.Millisecond},  // ceil(1.5) = 2
 		{"p99 of three is the largest", three, 99, 30 * time.Millisecond}, // ceil(2.97) = 3
 		{"p1 of three is the smallest", three, 1, 10 * time.Millisecond},  // ceil(0.03) = 1
 		{"one value", []time.Duration{7 * time.Millisecond}, 99, 7 * time.Millisecond},
