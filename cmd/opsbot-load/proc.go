@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/apacops/opsbot/internal/sqlstats"
 )
 
 // memory is a process's resident set now and its high-water mark, from
@@ -47,18 +49,10 @@ func parseStatus(status string) memory {
 	return m
 }
 
-// sqlStats are the server's cumulative database figures from
-// GET /debug/sql on its profiling address.
-type sqlStats struct {
-	Queries      int64   `json:"queries"`
-	RoundTrips   int64   `json:"round_trips"`
-	Batches      int64   `json:"batches"`
-	QuerySeconds float64 `json:"query_seconds"`
-}
-
-// readSQL fetches the server's SQL figures; ok is false when the server
-// does not serve them (a 404 from a server without the endpoint).
-func readSQL(ctx context.Context, pprofAddr string) (s sqlStats, ok bool) {
+// readSQL fetches the server's cumulative SQL figures from GET /debug/sql
+// on its profiling address; ok is false when the server does not serve
+// them (a 404 from a server without the endpoint).
+func readSQL(ctx context.Context, pprofAddr string) (s sqlstats.Stats, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+pprofAddr+"/debug/sql", nil)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apacops/opsbot/internal/fakes/modelfake"
 	"github.com/apacops/opsbot/internal/fakes/slackfake"
+	"github.com/apacops/opsbot/internal/sqlstats"
 )
 
 // The scenarios, in the order they run.
@@ -117,7 +118,7 @@ type snapshot struct {
 	modelCalls int
 	ledger     int
 	teamsMsgs  int
-	sql        sqlStats
+	sql        sqlstats.Stats
 	sqlOK      bool
 }
 
@@ -427,7 +428,7 @@ func (w *world) run(ctx context.Context, sp spec, prog *progress) (scenarioResul
 	r.StmtsPerTurn, r.RTPerTurn, r.QueryMsTurn = -1, -1, -1
 	if before.sqlOK && after.sqlOK && r.Turns > 0 {
 		t := float64(r.Turns)
-		r.StmtsPerTurn = float64(after.sql.Queries-before.sql.Queries) / t
+		r.StmtsPerTurn = float64(after.sql.Statements-before.sql.Statements) / t
 		r.RTPerTurn = float64(after.sql.RoundTrips-before.sql.RoundTrips) / t
 		r.QueryMsTurn = (after.sql.QuerySeconds - before.sql.QuerySeconds) * 1000 / t
 	}
