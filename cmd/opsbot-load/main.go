@@ -43,6 +43,7 @@ type options struct {
 	duration    time.Duration
 	clients     int
 	rate        float64
+	window      int
 	workers     int
 	keep        bool
 	json        bool
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each scenario sends")
 	fs.IntVar(&o.clients, "clients", 8, "concurrent clients (REST users, Slack and Teams senders)")
 	fs.Float64Var(&o.rate, "rate", 0, "requests a second per scenario, open loop; 0: each client sends its next question once the last is answered")
+	fs.IntVar(&o.window, "window", 1, "Slack and Teams with --rate 0: questions each sender keeps waiting for an answer at once (1: the next once the last is answered)")
 	fs.IntVar(&o.workers, "workers", 1000, "the server's OPSBOT_WORKERS (turns run at once)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the load database")
 	fs.BoolVar(&o.json, "json", false, "write the results as JSON to stdout (the report goes to stderr)")
@@ -118,6 +120,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("durations must be positive")
 	case o.rate < 0 || o.waitRate <= 0:
 		return o, errors.New("--rate must not be negative, --wait-rate must be positive")
+	case o.window < 1:
+		return o, errors.New("--window must be at least 1")
 	case o.turnsPerConversation < 1:
 		return o, errors.New("--turns-per-conversation must be at least 1")
 	}

@@ -32,7 +32,11 @@ func describe(sp spec, o options) string {
 	case "teams":
 		what = "Teams channel messages mentioning the bot, each a new reply chain"
 	}
-	return fmt.Sprintf("%s; %d clients, %s, %s", what, sp.clients, sp.duration, rateText(sp.rate))
+	rate := rateText(sp.rate)
+	if sp.kind != "rest" && sp.rate <= 0 && o.window > 1 {
+		rate = fmt.Sprintf("each client keeping %d questions waiting for answers", o.window)
+	}
+	return fmt.Sprintf("%s; %d clients, %s, %s", what, sp.clients, sp.duration, rate)
 }
 
 // printScenario writes one scenario's block of the report.

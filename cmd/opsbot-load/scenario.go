@@ -293,7 +293,13 @@ func (w *world) run(ctx context.Context, sp spec, prog *progress) (scenarioResul
 			mu.Unlock()
 		})
 	default:
-		drive(ctx, sp.clients, sp.rate, sp.duration, func(c int) {
+		// With a window of k, each sender runs k questions at once.
+		conc := sp.clients
+		if closed {
+			conc *= w.opts.window
+		}
+		drive(ctx, conc, sp.rate, sp.duration, func(c int) {
+			c %= sp.clients
 			n := w.seq.Add(1)
 			s, err := w.send(ctx, sp.kind, c, n, &acks)
 			nSent.Add(1)
