@@ -216,7 +216,7 @@ func load(ctx context.Context, o options, out, stderr io.Writer) (*result, error
 		return nil, err
 	}
 	defer w.close(context.Background())
-	fmt.Fprintf(out, "server: %s serve (pid %d) on %s, database %s%s, OPSBOT_WORKERS=%d, server log %s\n\n", o.opsbot, w.srv.Pid(),
+	fmt.Fprintf(out, "server: %s serve (pid %d) on %s, database %s%s, OPSBOT_WORKERS=%d, server log %s (removed after a passing run unless --keep)\n\n", o.opsbot, w.srv.Pid(),
 		strings.TrimPrefix(w.srv.Base, "http://"), w.dbName, map[bool]string{true: " (kept)", false: ""}[o.keep], o.workers, w.srvLog.Name())
 
 	prog := newProgress(stderr)
@@ -260,6 +260,11 @@ func load(ctx context.Context, o options, out, stderr io.Writer) (*result, error
 	}
 	res.Pass = len(res.Problems) == 0
 	printSummary(out, res)
+	if res.Pass && !o.keep {
+		_ = os.Remove(w.srvLog.Name())
+	} else {
+		fmt.Fprintf(out, "server log kept: %s\n", w.srvLog.Name())
+	}
 	return res, nil
 }
 
