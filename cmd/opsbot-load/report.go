@@ -36,7 +36,11 @@ func describe(sp spec, o options) string {
 	if sp.kind != "rest" && sp.rate <= 0 && o.window > 1 {
 		rate = fmt.Sprintf("each client keeping %d questions waiting for answers", o.window)
 	}
-	return fmt.Sprintf("%s; %d clients, %s, %s", what, sp.clients, sp.duration, rate)
+	clients := fmt.Sprintf("%d clients", sp.clients)
+	if sp.clients == 1 {
+		clients = "1 client"
+	}
+	return fmt.Sprintf("%s; %s, %s, %s", what, clients, sp.duration, rate)
 }
 
 // printScenario writes one scenario's block of the report.
