@@ -4,7 +4,7 @@ GO ?= go
 GOFLAGS ?=
 PKGS := ./...
 
-.PHONY: run build test lint unit fuzz bench test-faults test-browser teams-package migrate clean
+.PHONY: run build build-load test lint unit fuzz bench bench-go test-faults test-browser teams-package migrate clean
 
 ## run: start opsbot with everything it needs (finds or starts PostgreSQL)
 run: build
@@ -46,8 +46,19 @@ fuzz:
 test-faults:
 	$(GO) test -race -count=1 -tags faults -run '^TestFault' -timeout 10m -v ./cmd/opsbot/
 
-## bench: Go benchmarks against real PostgreSQL (figures for the issue notes)
-bench:
+## build-load: compile bin/opsbot-load, the load tool
+build-load:
+	$(GO) build -o bin/opsbot-load ./cmd/opsbot-load
+
+## bench: the load tool on a fresh database with local fakes — REST, Slack (HTTP and Socket Mode), Teams,
+## 1,000 turns waiting on a sleeping model — beside pgbench -N on the same server (about 3 minutes).
+## BENCH_FLAGS passes flags, e.g. BENCH_FLAGS='--scenarios rest,slack --duration 5s --json'
+BENCH_FLAGS ?=
+bench: build build-load
+	./bin/opsbot-load --opsbot bin/opsbot $(BENCH_FLAGS)
+
+## bench-go: Go benchmarks against real PostgreSQL (figures for the issue notes)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m $(PKGS)
 
 ## test-browser: the /admin dashboard in headless Chromium (/usr/bin/chromium, playwright-core);

@@ -16,9 +16,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +25,7 @@ import (
 	"github.com/apacops/opsbot/conversations"
 	"github.com/apacops/opsbot/internal/fakes/modelfake"
 	"github.com/apacops/opsbot/internal/fakes/slackfake"
+	"github.com/apacops/opsbot/internal/serveproc"
 	"github.com/apacops/opsbot/internal/testdb"
 	"github.com/apacops/opsbot/users"
 )
@@ -73,10 +71,7 @@ func newFaultEnv(t *testing.T, replies ...modelfake.Reply) *faultEnv {
 type replica struct {
 	name string
 	base string // http://127.0.0.1:port
-	cmd  *exec.Cmd
-	logs *lockedBuffer
-	done chan struct{} // closed when the process has exited
-	code int           // its exit code once done; -1 when a signal ended it
+	proc *serveproc.Process
 }
 
 // start starts a server with the world's environment and extra, and waits
@@ -85,89 +80,41 @@ type replica struct {
 func (f *faultEnv) start(name string, extra map[string]string) *replica {
 	t := f.t
 	t.Helper()
-	addr := freeAddr(t)
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "DATABASE_URL", strings.HasPrefix(k, "OPSBOT_"), strings.HasPrefix(k, "SLACK_"),
-			strings.HasPrefix(k, "OPENAI_"), strings.HasPrefix(k, "AZURE_"), strings.HasPrefix(k, "TEAMS_"):
-			continue // only what the world sets
-		}
-		env = append(env, kv)
-	}
+	env := map[string]string{processEnv: "1"}
 	for _, m := range []map[string]string{f.env, extra} {
 		for k, v := range m {
-			env = append(env, k+"="+v)
+			env[k] = v
 		}
 	}
-	env = append(env, "OPSBOT_ADDR="+addr, processEnv+"=1")
-	r := &replica{name: name, base: "http://" + addr, cmd: exec.Command(os.Args[0], "serve"), logs: &lockedBuffer{}, done: make(chan struct{})}
-	r.cmd.Env = env
-	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-	if err := r.cmd.Start(); err != nil {
+	p, err := serveproc.Start(context.Background(), serveproc.Config{Path: os.Args[0], Args: []string{"serve"}, Env: env})
+	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() {
-		_ = r.cmd.Wait()
-		r.code = r.cmd.ProcessState.ExitCode()
-		close(r.done)
-	}()
 	t.Cleanup(func() {
-		select {
-		case <-r.done:
-		default:
-			_ = r.cmd.Process.Kill()
-			<-r.done
-		}
+		p.Kill()
 		if t.Failed() {
-			t.Logf("%s's log:\n%s", name, r.logs)
+			t.Logf("%s's log:\n%s", name, p.Logs())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(r.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r
-			}
-		}
-		select {
-		case <-r.done:
-			t.Fatalf("%s exited with %d before serving:\n%s", name, r.code, r.logs)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not become healthy:\n%s", name, r.logs)
-		}
-	}
+	return &replica{name: name, base: p.Base, proc: p}
 }
 
 // kill ends the server with SIGKILL, as the OOM killer or a lost node
 // would: nothing of it runs on.
 func (r *replica) kill(t *testing.T) {
 	t.Helper()
-	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill %s: %v", r.name, err)
-	}
-	<-r.done
+	r.proc.Kill()
 }
 
 // term sends SIGTERM and waits up to limit for the server to exit; it
 // returns the exit code.
 func (r *replica) term(t *testing.T, limit time.Duration) int {
 	t.Helper()
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM %s: %v", r.name, err)
+	code, err := r.proc.Term(limit)
+	if err != nil {
+		t.Fatalf("%s: %v", r.name, err)
 	}
-	select {
-	case <-r.done:
-		return r.code
-	case <-time.After(limit):
-		t.Fatalf("%s still running %s after SIGTERM", r.name, limit)
-	}
-	return 0
+	return code
 }
 
 // mention is a question put to the bot with an @mention in a channel of

@@ -4,17 +4,13 @@ package testdb
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/apacops/opsbot/internal/scratchdb"
 	"github.com/apacops/opsbot/internal/sqlstats"
 	"github.com/apacops/opsbot/migrations"
 )
@@ -66,52 +62,12 @@ func NewWithURL(tb testing.TB) (*pgxpool.Pool, string) {
 // Create makes an empty database with a unique name and returns its URL.
 // TestMain functions use it directly; tests use New.
 func Create(ctx context.Context) (string, error) {
-	cfg, err := pgx.ParseConfig(AdminURL())
-	if err != nil {
-		return "", fmt.Errorf("parse admin url: %w", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "opsbot_test_" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w", cfg.Host, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", fmt.Errorf("create database %s: %w", name, err)
-	}
-	u, err := url.Parse(AdminURL())
-	if err != nil {
-		return "", fmt.Errorf("parse admin url: %w", err)
-	}
-	u.Path = "/" + name
-	return u.String(), nil
+	return scratchdb.Create(ctx, AdminURL(), "opsbot_test_")
 }
 
 // Drop removes a database made by Create, disconnecting any stragglers.
 func Drop(ctx context.Context, dbURL string) error {
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		return fmt.Errorf("parse test database url: %w", err)
-	}
-	admin, err := pgx.ParseConfig(AdminURL())
-	if err != nil {
-		return fmt.Errorf("parse admin url: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, admin)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", admin.Host, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("drop database %s: %w", cfg.Database, err)
-	}
-	return nil
+	return scratchdb.Drop(ctx, AdminURL(), dbURL)
 }
 
 // RunMain is for TestMain: it gives the package one fresh migrated database

@@ -143,6 +143,18 @@ func (s *Server) Script(question string, r Reply) {
 	s.scripted[question] = r
 }
 
+// SetReplies replaces the configured replies (as Config.Replies) for
+// the calls from now on; calls being answered keep theirs. A load run
+// changes how the model behaves between scenarios this way.
+func (s *Server) SetReplies(replies ...Reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replies = append([]Reply(nil), replies...)
+	if len(s.replies) == 0 {
+		s.replies = []Reply{defaultReply()}
+	}
+}
+
 // Reset forgets the scripted answers, the counts and the requests; the
 // configured replies stay.
 func (s *Server) Reset() {

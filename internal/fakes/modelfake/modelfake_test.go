@@ -182,3 +182,27 @@ func waitInFlight(t *testing.T, f *modelfake.Server, n int) {
 		}
 	}
 }
+
+// SetReplies changes the answers of the calls that follow.
+func TestSetReplies(t *testing.T) {
+	f := modelfake.ForTest(t)
+	c := client(f)
+	f.SetReplies(modelfake.Reply{Chunks: []string{"changed"}})
+	for range 2 {
+		resp, err := c.CreateChatCompletion(context.Background(), ask("q"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Choices[0].Message.Content; got != "changed" {
+			t.Errorf("answer %q, want the new reply", got)
+		}
+	}
+	f.SetReplies()
+	resp, err := c.CreateChatCompletion(context.Background(), ask("q"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Choices[0].Message.Content; got != modelfake.DefaultText {
+		t.Errorf("with no replies: answer %q, want the default", got)
+	}
+}

@@ -115,12 +115,19 @@ type Config struct {
 	// CallsAfter (tests). A load run leaves it off and reads Count, so
 	// the fake's memory grows with the messages only.
 	Record bool
+	// OnPost, when set, is called with each message for everyone just
+	// posted (chat.postMessage) or finished (chat.stopStream,
+	// chat.update), before the fake answers the call: a load run times
+	// its answers by it. It is called without the fake's lock, from the
+	// goroutine of the call, so it may call the fake.
+	OnPost func(Message)
 }
 
 // Server is the fake Slack. Its methods are safe for concurrent use.
 type Server struct {
 	srv    *httptest.Server
 	record bool
+	onPost func(Message)
 
 	mu        sync.Mutex
 	calls     []Call
@@ -145,7 +152,7 @@ type response struct {
 
 // Start starts a fake on 127.0.0.1.
 func Start(cfg Config) *Server {
-	s := &Server{record: cfg.Record, counts: map[string]int{}, byTS: map[Thread]*Message{}, threads: map[Thread][]*Message{},
+	s := &Server{record: cfg.Record, onPost: cfg.OnPost, counts: map[string]int{}, byTS: map[Thread]*Message{}, threads: map[Thread][]*Message{},
 		nextTS: 1, people: map[string]map[string]any{}, noStream: map[string]bool{}, acks: map[string]Ack{}, changed: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)
@@ -251,8 +258,37 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	reply(w, s.answer(method, r.PostForm))
+	out := s.answer(method, r.PostForm)
+	var done *Message
+	if s.onPost != nil {
+		done = s.finished(method, out)
+	}
+	s.mu.Unlock()
+	if done != nil {
+		s.onPost(*done)
+	}
+	reply(w, out)
+}
+
+// finished returns a copy of the message for everyone that a successful
+// call posted or finished, nil for other calls; s.mu is held.
+func (s *Server) finished(method string, out map[string]any) *Message {
+	switch method {
+	case MethodPostMessage, MethodStopStream, MethodUpdate:
+	default:
+		return nil
+	}
+	if ok, _ := out["ok"].(bool); !ok {
+		return nil
+	}
+	ch, _ := out["channel"].(string)
+	ts, _ := out["ts"].(string)
+	m := s.byTS[Thread{ch, ts}]
+	if m == nil {
+		return nil
+	}
+	cp := *m
+	return &cp
 }
 
 // answer carries out a Web API call; s.mu is held.

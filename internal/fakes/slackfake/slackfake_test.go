@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,5 +212,52 @@ func TestResponseURL(t *testing.T) {
 	body, err := f.Response(ctx, "r1")
 	if err != nil || body["text"] != "late but here" {
 		t.Errorf("response %v (%v), want the post", body, err)
+	}
+}
+
+// OnPost sees each message for everyone when it is posted or finished
+// (a stream stopped, an update), not ephemeral ones or stream starts, and
+// may call the fake.
+func TestOnPost(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		saw   []slackfake.Message
+		f     *slackfake.Server
+		ready = make(chan struct{})
+	)
+	f = slackfake.Start(slackfake.Config{OnPost: func(m slackfake.Message) {
+		<-ready
+		_ = f.ReplyCounts() // no deadlock: called without the lock
+		mu.Lock()
+		saw = append(saw, m)
+		mu.Unlock()
+	}})
+	close(ready)
+	seen := func() []slackfake.Message {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]slackfake.Message(nil), saw...)
+	}
+	t.Cleanup(f.Close)
+	ctx := context.Background()
+	api := slack.New(slackfake.BotToken, slack.OptionAPIURL(f.APIURL()))
+	if _, _, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("posted", false), slack.MsgOptionTS("1.1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.PostEphemeralContext(ctx, "C1", "U1", slack.MsgOptionText("only you", false)); err != nil {
+		t.Fatal(err)
+	}
+	_, ts, err := api.StartStreamContext(ctx, "C1", slack.MsgOptionTS("1.2"), slack.MsgOptionMarkdownText("str"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(seen()); n != 1 {
+		t.Fatalf("after a post, an ephemeral and a stream start: seen %d, want 1", n)
+	}
+	if _, _, err := api.StopStreamContext(ctx, "C1", ts, slack.MsgOptionMarkdownText("eamed")); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(); len(got) != 2 || got[0].Text != "posted" || got[0].ThreadTS != "1.1" || got[1].Markdown != "streamed" || got[1].Streaming {
+		t.Errorf("seen %+v, want the post in 1.1 then the finished stream", got)
 	}
 }

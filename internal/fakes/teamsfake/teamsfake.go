@@ -92,6 +92,12 @@ type Config struct {
 	// Record keeps every connector call for Activities (tests). A load
 	// run leaves it off and reads Counts and Posted.
 	Record bool
+	// OnPost, when set, is called with the conversation id (reply chain
+	// included) and the activity of each message activity the connector
+	// accepted, once the call is answered: a load run times its answers
+	// by it. It is called without the fake's lock, from the goroutine of
+	// the call, so it may call the fake.
+	OnPost func(conversationID string, activity map[string]any)
 }
 
 // Server is the fake Bot Framework. Its methods are safe for concurrent
@@ -99,6 +105,7 @@ type Config struct {
 type Server struct {
 	srv    *httptest.Server
 	record bool
+	onPost func(string, map[string]any)
 	first  *rsa.PrivateKey
 
 	mu         sync.Mutex
@@ -118,7 +125,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{record: cfg.Record, first: keys[0], posted: map[string]int{},
+	s := &Server{record: cfg.Record, onPost: cfg.OnPost, first: keys[0], posted: map[string]int{},
 		keys: []Key{{ID: KeyID, Private: keys[0], Endorsements: []string{"msteams", "emulator"}}}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s, nil
@@ -199,6 +206,15 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/amer/v3/conversations/") {
+		s.mu.Lock()
+		conv, act, posted := s.connector(w, r)
+		s.mu.Unlock()
+		if posted && s.onPost != nil {
+			s.onPost(conv, act)
+		}
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -226,16 +242,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		s.fetches.Tokens++
 		writeJSON(w, map[string]any{"token_type": "Bearer", "expires_in": 3599, "access_token": "app-token-" + strconv.Itoa(s.fetches.Tokens)})
-	case strings.HasPrefix(r.URL.Path, "/amer/v3/conversations/"):
-		s.connector(w, r)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 	}
 }
 
-// connector answers a bot's activity; s.mu is held.
-func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
-	var act map[string]any
+// connector answers a bot's activity; s.mu is held. It returns the
+// conversation and the activity when it accepted a message activity.
+func (s *Server) connector(w http.ResponseWriter, r *http.Request) (conv string, act map[string]any, posted bool) {
 	_ = json.NewDecoder(r.Body).Decode(&act)
 	if s.record {
 		s.calls = append(s.calls, Call{Method: r.Method, Path: strings.TrimPrefix(r.URL.EscapedPath(), "/amer"),
@@ -243,7 +257,7 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer app-token-") {
 		w.WriteHeader(http.StatusUnauthorized)
-		return
+		return "", nil, false
 	}
 	if len(s.fail) > 0 {
 		status := s.fail[0]
@@ -253,7 +267,7 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(status)
 		writeJSON(w, map[string]any{"error": map[string]string{"code": "Throttled", "message": "slow down"}})
-		return
+		return "", nil, false
 	}
 	s.nextID++
 	id := "1:act-" + strconv.Itoa(s.nextID)
@@ -265,10 +279,12 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 		s.counts.Typing++
 	case act["type"] == "message":
 		s.counts.Messages++
-		s.posted[conversationOf(r.URL)]++
+		conv, posted = conversationOf(r.URL), true
+		s.posted[conv]++
 	}
 	w.WriteHeader(http.StatusCreated)
 	writeJSON(w, map[string]string{"id": id})
+	return conv, act, posted
 }
 
 // conversationOf is the conversation id in a connector URL,

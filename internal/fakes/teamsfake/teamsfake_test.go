@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,5 +94,40 @@ func TestConnectorCounts(t *testing.T) {
 	bad := teams.NewTokenSource(teams.Credentials{AppID: teamsfake.AppID, AppPassword: "wrong", TokenURL: f.TokenURL()}, nil)
 	if _, err := bad.Token(ctx); err == nil {
 		t.Errorf("a wrong password got an app token")
+	}
+}
+
+// OnPost sees each message activity the connector accepts, with its
+// conversation (reply chain included), and not typing activities or
+// updates.
+func TestOnPost(t *testing.T) {
+	var mu sync.Mutex
+	var convs []string
+	f, err := teamsfake.Start(teamsfake.Config{OnPost: func(conv string, act map[string]any) {
+		mu.Lock()
+		defer mu.Unlock()
+		convs = append(convs, conv+" "+act["text"].(string))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	c := teams.NewConnector(teams.NewTokenSource(teams.Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword,
+		TokenURL: f.TokenURL()}, nil), nil)
+	ctx := context.Background()
+	const chain = "19:ops@thread.tacv2;messageid=17"
+	path := "/v3/conversations/" + url.PathEscape(chain) + "/activities/17"
+	for _, typ := range []string{"typing", "message"} {
+		if _, err := c.Send(ctx, http.MethodPost, f.ServiceURL(), path, map[string]any{"type": typ, "text": typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Send(ctx, http.MethodPut, f.ServiceURL(), path, map[string]any{"type": "message", "text": "update"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{chain + " message"}; !slices.Equal(convs, want) {
+		t.Errorf("seen %q, want %q", convs, want)
 	}
 }
