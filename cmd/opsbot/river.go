@@ -40,6 +40,17 @@ const (
 	maxWorkers      = 10000
 )
 
+// A chat turn waits for River to fetch its job: at most every
+// riverFetchCooldown, and every riverFetchPoll when an insert's
+// notification was throttled away. River's defaults (100 ms, 1 s) put
+// 100 ms on the median Slack or Teams answer and a second on the slowest
+// (measured with make bench); a fetch is one cheap query, so these cost a
+// replica ten idle queries a second.
+const (
+	riverFetchCooldown = 10 * time.Millisecond
+	riverFetchPoll     = 100 * time.Millisecond
+)
+
 // riverStopGrace is how long running jobs get to finish on shutdown before
 // they are cancelled (and retried by another replica); riverCancelWait is how
 // long the cancelled ones get to return.
@@ -92,6 +103,7 @@ func newRiver(pool *pgxpool.Pool, workers *river.Workers, n int, periodic []*riv
 		cfg.RescueStuckJobsAfter = rescue
 	}
 	if workers != nil {
+		cfg.FetchCooldown, cfg.FetchPollInterval = riverFetchCooldown, riverFetchPoll
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}}
 	}
