@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,8 +49,6 @@ const (
 type turnClaim struct {
 	key    string
 	holder uuid.UUID
-	stop   context.CancelFunc // stops the lease renewal
-	renew  sync.WaitGroup
 	woke   chan struct{} // closed when the claim ends: wakes this process's waiters
 	stored bool          // the turn was stored and the claim deleted with it
 	// answer is the answer kept on the claim, by an earlier holder (found
@@ -162,30 +159,53 @@ func claimFailure(ctx context.Context, db DB, key string) (*ModelError, error) {
 	return &ModelError{Kind: *kind, Status: status, Err: errors.New("another request for the same turn failed")}, nil
 }
 
-// hold starts renewing a claim just taken and lets this process's waiters
-// know where to wait.
+// hold lets this process's waiters know where to wait for a claim just
+// taken, and has its lease renewed with the others this process holds.
 func (e *Engine) hold(key string, holder uuid.UUID) *turnClaim {
-	rctx, stop := context.WithCancel(context.Background())
-	c := &turnClaim{key: key, holder: holder, stop: stop, woke: make(chan struct{})}
+	c := &turnClaim{key: key, holder: holder, woke: make(chan struct{})}
 	e.claimsMu.Lock()
+	defer e.claimsMu.Unlock()
 	e.claims[key] = c
-	e.claimsMu.Unlock()
-	c.renew.Go(func() {
-		t := time.NewTicker(max(e.cfg.ClaimLease/3, time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			if _, err := e.cfg.DB.Exec(rctx, `UPDATE turn_claims SET expires_at = now() + $3::float8 * interval '1 second'
-				WHERE turn_key = $1 AND holder = $2`, key, holder, e.cfg.ClaimLease.Seconds()); err != nil && rctx.Err() == nil {
-				e.log.WarnContext(rctx, "renew turn claim", "turn_key", key, "error", err)
-			}
-		}
-	})
+	if !e.renewing {
+		e.renewing = true
+		go e.renewClaims()
+	}
 	return c
+}
+
+// renewClaims renews the leases of every claim this process holds, in one
+// statement every third of a lease, until it holds none. One goroutine and
+// one statement serve them all: a replica with a thousand turns waiting on
+// a slow model held a thousand goroutines and sent a hundred renewals a
+// second when each claim renewed itself. A claim that has ended is not
+// renewed: its row is gone, or its release set expires_at to the time of
+// its release, which the renewal's condition leaves alone.
+func (e *Engine) renewClaims() {
+	t := time.NewTicker(max(e.cfg.ClaimLease/3, time.Millisecond))
+	defer t.Stop()
+	for range t.C {
+		e.claimsMu.Lock()
+		if len(e.claims) == 0 {
+			e.renewing = false
+			e.claimsMu.Unlock()
+			return
+		}
+		keys := make([]string, 0, len(e.claims))
+		holders := make([]uuid.UUID, 0, len(e.claims))
+		for k, c := range e.claims {
+			keys, holders = append(keys, k), append(holders, c.holder)
+		}
+		e.claimsMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), claimWriteTimeout)
+		_, err := e.cfg.DB.Exec(ctx, `UPDATE turn_claims c SET expires_at = now() + $3::float8 * interval '1 second'
+			FROM unnest($1::text[], $2::uuid[]) AS h(turn_key, holder)
+			WHERE c.turn_key = h.turn_key AND c.holder = h.holder AND c.expires_at > now()`,
+			keys, holders, e.cfg.ClaimLease.Seconds())
+		cancel()
+		if err != nil {
+			e.log.Warn("renew turn claims", "claims", len(keys), "error", err)
+		}
+	}
 }
 
 // waitClaim waits up to poll, or until this process's holder of key ends.
@@ -225,8 +245,6 @@ func (c *turnClaim) queueStoreClaim(b *pgx.Batch) {
 // marked failed when the model failed (turnErr is a *ModelError); released
 // otherwise. Then this process's waiters wake.
 func (e *Engine) endClaim(ctx context.Context, c *turnClaim, turnErr error) {
-	c.stop()
-	c.renew.Wait()
 	if !c.stored {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimWriteTimeout)
 		defer cancel()

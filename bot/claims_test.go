@@ -171,6 +171,56 @@ func TestRespondTakesOverALapsedClaim(t *testing.T) {
 	}
 }
 
+// A holder slower than its lease keeps its claim: the lease is renewed
+// while the model thinks, so a second process asking for the same turn
+// after several leases waits and replays the answer instead of taking the
+// claim over and paying for a second call.
+func TestRespondRenewsTheLeaseOfASlowHolder(t *testing.T) {
+	ctx := context.Background()
+	gate := make(chan struct{})
+	llm := &fakeLLM{text: "Slow but sure.", model: "gpt-4o-mini", usage: &ProviderUsage{PromptTokens: 1, CompletionTokens: 1}, gate: gate}
+	const lease = 300 * time.Millisecond
+	holder := New(Config{DB: testPool, LLM: llm, ClaimLease: lease})
+	other := New(Config{DB: testPool, LLM: llm, ClaimLease: lease})
+	waited := make(chan struct{})
+	other.waiting = func(string) { close(waited) }
+	user := mustUser(t)
+	turn := Turn{UserID: user, ConversationID: mustConversation(t, user), Text: "hi", Source: "api", Key: "api:" + uuid.NewString()}
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := holder.Respond(ctx, turn, nil)
+		first <- err
+	}()
+	for len(llm.calls()) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(4 * lease) // unrenewed, the claim would have lapsed three times over
+	second := make(chan Reply, 1)
+	go func() {
+		rep, err := other.Respond(ctx, turn, nil)
+		if err != nil {
+			t.Errorf("second Respond: %v", err)
+		}
+		second <- rep
+	}()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second caller never waited: it took the claim over")
+	}
+	close(gate)
+	if err := <-first; err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	if rep := <-second; !rep.Replayed || rep.Text != "Slow but sure." {
+		t.Errorf("second caller: %q replayed %v, want the holder's answer replayed", rep.Text, rep.Replayed)
+	}
+	if n := len(llm.calls()); n != 1 {
+		t.Errorf("model calls = %d, want 1", n)
+	}
+}
+
 // A holder that fails without a model error (here: the conversation is
 // not the user's) releases the claim, so the next caller is not kept
 // waiting for a lease to lapse.

@@ -65,6 +65,7 @@ type Engine struct {
 	// wake when a holder ends instead of polling (see claims.go).
 	claimsMu sync.Mutex
 	claims   map[string]*turnClaim
+	renewing bool // renewClaims runs
 	// afterModel, when set (tests), runs between the model's answer and
 	// the transaction that stores it.
 	afterModel func(ctx context.Context)
