@@ -54,17 +54,24 @@ func TestTokenPassesTheBotsValidator(t *testing.T) {
 	}
 }
 
-// The connector counts what a bot sends it, by kind and per conversation
-// (reply chains included), without recording when it is not asked to;
-// it hands out app tokens for the bot's credentials only.
-func TestConnectorCounts(t *testing.T) {
-	f, err := teamsfake.Start(teamsfake.Config{})
+// startConnector starts a fake with cfg, closed when the test ends, and
+// the bot's connector client on it.
+func startConnector(t *testing.T, cfg teamsfake.Config) (*teamsfake.Server, *teams.Connector) {
+	t.Helper()
+	f, err := teamsfake.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
-	c := teams.NewConnector(teams.NewTokenSource(teams.Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword,
+	return f, teams.NewConnector(teams.NewTokenSource(teams.Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword,
 		TokenURL: f.TokenURL()}, nil), nil)
+}
+
+// The connector counts what a bot sends it, by kind and per conversation
+// (reply chains included), without recording when it is not asked to;
+// it hands out app tokens for the bot's credentials only.
+func TestConnectorCounts(t *testing.T) {
+	f, c := startConnector(t, teamsfake.Config{})
 	ctx := context.Background()
 	const chain = "19:ops@thread.tacv2;messageid=17"
 	path := "/v3/conversations/" + url.PathEscape(chain) + "/activities"
@@ -103,17 +110,11 @@ func TestConnectorCounts(t *testing.T) {
 func TestOnPost(t *testing.T) {
 	var mu sync.Mutex
 	var convs []string
-	f, err := teamsfake.Start(teamsfake.Config{OnPost: func(conv string, act map[string]any) {
+	f, c := startConnector(t, teamsfake.Config{OnPost: func(conv string, act map[string]any) {
 		mu.Lock()
 		defer mu.Unlock()
 		convs = append(convs, conv+" "+act["text"].(string))
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
-	c := teams.NewConnector(teams.NewTokenSource(teams.Credentials{AppID: teamsfake.AppID, AppPassword: teamsfake.AppPassword,
-		TokenURL: f.TokenURL()}, nil), nil)
 	ctx := context.Background()
 	const chain = "19:ops@thread.tacv2;messageid=17"
 	path := "/v3/conversations/" + url.PathEscape(chain) + "/activities/17"
