@@ -61,44 +61,19 @@ func (e *Engine) storeTurn(ctx context.Context, st *storing) (Reply, error) {
 	if lowConfidence && e.cfg.LLM != nil {
 		reply.Notice = strings.TrimSpace(ClosestSectionsNotice + " " + reply.Notice)
 	}
-	// One round trip: the batch runs as one implicit transaction, so the
-	// turn is stored whole or not at all. Ids are made here, so that later
-	// statements can name the rows of earlier ones.
+	// The ids are made here, so that the batch's later statements can name
+	// the rows of its earlier ones.
 	conv := st.conv
-	b := &pgx.Batch{}
 	if st.newConv != nil {
-		nc := *st.newConv
-		nc.ID = uuid.New()
-		if err := conversations.QueueCreate(b, nc, &conv); err != nil {
-			return Reply{}, err
-		}
-		conv.ID = nc.ID
+		conv.ID = uuid.New()
 	}
-	userMsg := conversations.NewMessage{ID: uuid.New(), TurnKey: t.Key,
-		ConversationID: conv.ID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: st.text}
-	mine := conversations.NewMessage{ID: uuid.New(), TurnKey: t.Key,
-		ConversationID: conv.ID, Role: conversations.RoleAssistant, Content: a.text, Metadata: meta,
-		PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
-		TotalTokens: a.usage.TotalTokens, CostMicroUSD: a.usage.CostMicroUSD}
-	if err := conversations.QueueAppendMessage(b, userMsg, &reply.UserMessage); err != nil {
-		return Reply{}, err
+	mine := uuid.New() // the assistant message
+	b, err := e.turnBatch(st, conv.ID, mine, meta, &conv, &reply)
+	if err == nil {
+		err = e.cfg.DB.SendBatch(ctx, b).Close()
 	}
-	if err := conversations.QueueAppendMessage(b, mine, &reply.AssistantMessage); err != nil {
-		return Reply{}, err
-	}
-	if a.eventID != 0 {
-		usage.QueueMarkStored(b, a.eventID, conv.ID, mine.ID)
-	} else if err := usage.QueueRecord(b, a.event(t, conv.ID, mine.ID, usage.OutcomeStored, e.now())); err != nil {
-		return Reply{}, err
-	}
-	if st.adm != nil {
-		e.cfg.Budget.QueueSettle(b, *st.adm)
-	}
-	if st.claim != nil {
-		st.claim.queueStoreClaim(b)
-	}
-	if err := e.cfg.DB.SendBatch(ctx, b).Close(); err != nil {
-		return e.storeFailed(ctx, st, mine.ID, conv.ID, err)
+	if err != nil {
+		return e.storeFailed(ctx, st, mine, conv.ID, err)
 	}
 	if st.claim != nil {
 		st.claim.stored = true
@@ -115,6 +90,46 @@ func (e *Engine) storeTurn(ctx context.Context, st *storing) (Reply, error) {
 		}
 	}
 	return reply, nil
+}
+
+// turnBatch queues the statements that store a turn in one round trip: a
+// batch runs as one implicit transaction, so the turn is stored whole or not
+// at all. convID is the conversation's id (made beforehand when the turn
+// starts it), mine the assistant message's; the rows written are read into
+// conv and reply.
+func (e *Engine) turnBatch(st *storing, convID, mine uuid.UUID, meta json.RawMessage, conv *conversations.Conversation,
+	reply *Reply) (*pgx.Batch, error) {
+	t, a := st.t, st.a
+	b := &pgx.Batch{}
+	if st.newConv != nil {
+		nc := *st.newConv
+		nc.ID = convID
+		if err := conversations.QueueCreate(b, nc, conv); err != nil {
+			return nil, err
+		}
+	}
+	if err := conversations.QueueAppendMessage(b, conversations.NewMessage{ID: uuid.New(), TurnKey: t.Key,
+		ConversationID: convID, AuthorID: &t.UserID, Role: conversations.RoleUser, Content: st.text}, &reply.UserMessage); err != nil {
+		return nil, err
+	}
+	if err := conversations.QueueAppendMessage(b, conversations.NewMessage{ID: mine, TurnKey: t.Key,
+		ConversationID: convID, Role: conversations.RoleAssistant, Content: a.text, Metadata: meta,
+		PromptTokens: a.usage.PromptTokens, CompletionTokens: a.usage.CompletionTokens,
+		TotalTokens: a.usage.TotalTokens, CostMicroUSD: a.usage.CostMicroUSD}, &reply.AssistantMessage); err != nil {
+		return nil, err
+	}
+	if a.eventID != 0 {
+		usage.QueueMarkStored(b, a.eventID, convID, mine)
+	} else if err := usage.QueueRecord(b, a.event(t, convID, mine, usage.OutcomeStored, e.now())); err != nil {
+		return nil, err
+	}
+	if st.adm != nil {
+		e.cfg.Budget.QueueSettle(b, *st.adm)
+	}
+	if st.claim != nil {
+		st.claim.queueStoreClaim(b)
+	}
+	return b, nil
 }
 
 // storeFailed handles a turn whose storing transaction failed with err;
